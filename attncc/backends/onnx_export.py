@@ -1,0 +1,141 @@
+"""IR -> onnx.ModelProto, built node by node with onnx.helper (never by tracing torch).
+
+Weights come from a compiled module's state_dict, so ONNX and PyTorch compute the same
+function. Dims the block does not fix (batch, spatial) become symbolic `dim_param`s.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from attncc.backends import lowering
+from attncc.diagnostics import ExportError
+from attncc.ir import IR
+
+OPSET = 18
+IR_VERSION = 10  # what onnxruntime releases of the last two years all load
+
+
+class OnnxEmitter:
+    """A tape over onnx.helper: collects nodes and initializers and hands out unique names."""
+
+    def __init__(self, weights: Mapping[str, np.ndarray]) -> None:
+        import onnx.helper  # noqa: F401 - imported on first use to keep `import attncc` light
+
+        self.nodes: list = []
+        self.initializers: dict[str, np.ndarray] = {}
+        self.weights = weights
+        self.prefix = "graph"
+        self._count: dict[str, int] = {}
+        self._consts: dict[tuple, str] = {}
+
+    def fresh(self, base: str) -> str:
+        i = self._count.get(base, 0)
+        self._count[base] = i + 1
+        return base if i == 0 else f"{base}_{i}"
+
+    def op(self, op_type: str, inputs: list[str], **attrs) -> str:
+        from onnx import helper
+
+        out = self.fresh(f"{self.prefix}/{op_type}")
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def const_i64(self, values) -> str:
+        key = ("i64", tuple(int(v) for v in values))
+        if key not in self._consts:
+            name = self.fresh("const_i64_" + "_".join(str(v) for v in key[1]).replace("-", "m"))
+            self.initializers[name] = np.array(key[1], dtype=np.int64)
+            self._consts[key] = name
+        return self._consts[key]
+
+    def const_f32(self, value: float) -> str:
+        key = ("f32", float(value))
+        if key not in self._consts:
+            name = self.fresh(f"const_f32_{len(self._consts)}")
+            self.initializers[name] = np.array(value, dtype=np.float32)
+            self._consts[key] = name
+        return self._consts[key]
+
+    def param_shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.initializers[name].shape)
+
+
+def build_model(ir: IR, weights: Mapping[str, np.ndarray], *, attention_outputs: bool = False,
+                opset: int = OPSET):
+    """Build and check the ModelProto. `weights` maps parameter names to arrays."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    e = OnnxEmitter(weights)
+    env: dict[int, str] = {}
+    for n in ir.inputs:
+        env[n] = ir.node(n).name
+    for n in ir.params():
+        name = ir.node(n).name
+        if name not in weights:
+            raise ExportError(f"no weight for parameter `{name}` in the state_dict")
+        w = np.asarray(weights[name])
+        if tuple(w.shape) != ir.node(n).param.shape:
+            raise ExportError(f"weight `{name}` has shape {tuple(w.shape)}, expected "
+                              f"{ir.node(n).param.shape}")
+        e.initializers[name] = w.astype(np.int64 if ir.node(n).param.dtype == "int64"
+                                        else np.float32)
+        env[n] = name
+    for n in ir.topo():
+        nd = ir.node(n)
+        if nd.op in ("input", "param"):
+            continue
+        low = lowering(ir, n)
+        # node names carry the spec's stage and name: `excite/s/Sigmoid`
+        e.prefix = f"{nd.stage}/{nd.name}" if nd.stage else nd.name
+        env[n] = low.op.onnx(e, *(env[i] for i in low.tensors),
+                             **{k: env[v] for k, v in low.params.items()}, **low.resolved)
+
+    def value_info(name: str, n: int):
+        shape = [d if (d := ir.dims.get(dim)) is not None else dim
+                 for dim in ir.node(n).out.dims]
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    outputs = list(ir.outputs)
+    if attention_outputs:
+        outputs += [(f"attention.{k}", v) for k, v in ir.attention.items()]
+    graph_outputs = []
+    input_names = {ir.node(n).name for n in ir.inputs}
+    for name, n in outputs:
+        # outputs get their spec names; an output may not reuse an input's name
+        out = f"{name}_out" if name in input_names else name
+        e.nodes.append(helper.make_node("Identity", [env[n]], [out], name=f"output/{out}"))
+        graph_outputs.append(value_info(out, n))
+    used = {i for node in e.nodes for i in node.input}
+    inits = [numpy_helper.from_array(v, k) for k, v in e.initializers.items() if k in used]
+    graph = helper.make_graph(
+        e.nodes, ir.block, [value_info(ir.node(n).name, n) for n in ir.inputs], graph_outputs,
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="attncc", ir_version=IR_VERSION)
+    model.doc_string = f"{ir.block} from {ir.path}"
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as err:
+        raise ExportError(f"the ONNX model failed onnx.checker: {err}") from None
+    return model
+
+
+def write_atomic(data: bytes, path: str | os.PathLike) -> None:
+    """Write to a temporary file beside `path`, then rename: never a partial file."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

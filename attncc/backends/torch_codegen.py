@@ -1,0 +1,234 @@
+"""IR -> Python source of a torch.nn.Module: named parameters, straight-line forward.
+
+The generated file imports only `math` and `torch`, so it runs without attncc. Each forward
+statement carries a comment pointing at the spec line it came from, and `PythonCode.line_map`
+maps generated lines back to IR nodes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import math
+import re
+from dataclasses import dataclass, field
+
+from attncc.backends import lowering
+from attncc.diagnostics import AttnccError, Span
+from attncc.ir import IR
+from attncc.ops.base import ParamSpec
+
+_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"self", "torch", "F", "math"}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Namespace:
+    """Turns spec names into legal, unique Python identifiers (fx's _Namespace habit)."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set(_RESERVED)
+
+    def create(self, name: str) -> str:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "t"
+        if base[0].isdigit():
+            base = "t_" + base
+        candidate, i = base, 1
+        while candidate in self.used:
+            candidate = f"{base}_{i}"
+            i += 1
+        self.used.add(candidate)
+        return candidate
+
+
+@dataclass
+class PythonCode:
+    src: str
+    class_name: str
+    line_map: dict[int, Span] = field(default_factory=dict)
+
+
+class TorchEmitter:
+    """What op lowerings may ask of codegen: side-effect statements before their own."""
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+
+    def stmt(self, code: str) -> None:
+        self.pending.append(code)
+
+
+# torch.nn.Module attributes a parameter path segment must not shadow
+_MODULE_ATTRS: set[str] | None = None
+
+
+def _module_attrs() -> set[str]:
+    global _MODULE_ATTRS
+    if _MODULE_ATTRS is None:
+        import torch
+
+        _MODULE_ATTRS = set(dir(torch.nn.Module())) | set(dir(torch.nn.ModuleDict()))
+    return _MODULE_ATTRS
+
+
+class _Tree:
+    """Containers for parameters: a path `mlp.0.weight` becomes self.mlp["0"].weight."""
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Tree] = {}
+        self.tensors: dict[str, ParamSpec] = {}
+
+    def is_dict(self) -> bool:
+        # a container whose keys are not identifiers (`0`) is a ModuleDict
+        return any(not _IDENT.match(k) or keyword.iskeyword(k) for k in self.children)
+
+
+def _access(tree: _Tree, path: list[str]) -> str:
+    expr, node = "self", tree
+    for seg in path:
+        expr += f'["{seg}"]' if node.is_dict() else f".{seg}"
+        node = node.children.get(seg, node)
+    return expr
+
+
+def generate(ir: IR, class_name: str | None = None) -> PythonCode:
+    """Generate the module source for an IR that has been through the pipeline."""
+    ns = Namespace()
+    cls = ns.create(class_name or ir.block)
+    tree = _Tree()
+    param_nodes = ir.params()
+    for n in param_nodes:
+        nd = ir.node(n)
+        *parents, leaf = nd.name.split(".")
+        node = tree
+        for seg in parents:
+            node = node.children.setdefault(seg, _Tree())
+        _check_segment(leaf, nd.span, parameter=True)
+        node.tensors[leaf] = nd.param
+
+    init: list[str] = []
+
+    # ModuleDict children must be added by key, so build parents before children
+    def build_dicts(node: _Tree, path: list[str]) -> None:
+        for key, child in node.children.items():
+            _check_segment(key, None, parameter=False)
+            container = "torch.nn.ModuleDict()" if child.is_dict() else "torch.nn.Module()"
+            init.append(f"{_access(tree, [*path, key])} = {container}")
+            build_dicts(child, [*path, key])
+        for leaf, spec in node.tensors.items():
+            owner = _access(tree, path)
+            dtype = "torch.int64" if spec.dtype == "int64" else "torch.float32"
+            empty = f"torch.zeros({_shape(spec.shape)}, dtype={dtype})"
+            if spec.buffer:
+                init.append(f'{owner}.register_buffer("{leaf}", {empty})')
+            else:
+                init.append(f"{owner}.{leaf} = torch.nn.Parameter({empty})")
+
+    build_dicts(tree, [])
+
+    refs = {}
+    for n in param_nodes:
+        *parents, leaf = ir.node(n).name.split(".")
+        refs[n] = f"{_access(tree, parents)}.{leaf}"
+    reset: list[str] = []
+    for n in param_nodes:
+        reset.append(_init_stmt(refs[n], ir.node(n).param))
+
+    args = [ns.create(ir.node(n).name) for n in ir.inputs]
+    env: dict[int, str] = dict(zip(ir.inputs, args, strict=True))
+    env.update(refs)
+    body: list[tuple[str, Span | None]] = []
+    for n in ir.topo():
+        nd = ir.node(n)
+        if nd.op in ("input", "param"):
+            continue
+        low = lowering(ir, n)
+        e = TorchEmitter()
+        expr = low.op.torch(e, *(env[i] for i in low.tensors),
+                            **{k: env[v] for k, v in low.params.items()}, **low.resolved)
+        for s in e.pending:
+            body.append((s, nd.span))
+        if _IDENT.match(expr) or "constant" in low.op.traits:
+            env[n] = expr  # an alias or a literal: no statement of its own
+            continue
+        var = ns.create(nd.name)
+        env[n] = var
+        body.append((f"{var} = {expr}", nd.span))
+
+    outs = [env[v] for _, v in ir.outputs]
+    ret = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
+    att = ", ".join(f'"{name}": {env[v]}' for name, v in ir.attention.items())
+
+    lines: list[str] = []
+    line_map: dict[int, Span] = {}
+    hyper = ", ".join(f"{k}={v}" for k, v in ir.hyper.items())
+    static = ", ".join(f"{d}={s}" for d, s in ir.dims.items() if s is not None)
+    lines += [
+        f"# Generated by attncc from {ir.path} (block {ir.block}).",
+        f"# Hyperparameters: {hyper or 'none'}; fixed dims: {static or 'none'}.",
+        "# Parameter names follow the spec; load weights with load_state_dict.",
+        "import math",
+        "",
+        "import torch",
+        "import torch.nn.functional as F",
+        "",
+        "",
+        f"class {cls}(torch.nn.Module):",
+        f'    """{ir.block} attention block.',
+        "",
+        "    Inputs: " + ", ".join(f"{a}: {ir.node(n).out}" for a, n in
+                                   zip(args, ir.inputs, strict=True)) + ".",
+        "    Attention maps: " + (", ".join(ir.attention) or "none") + ".",
+        '    """',
+        "",
+        f"    attention_names = {tuple(ir.attention)!r}",
+        "",
+        "    def __init__(self) -> None:",
+        "        super().__init__()",
+        *(f"        {s}" for s in init),
+        "        self.reset_parameters()",
+        "",
+        "    def reset_parameters(self) -> None:",
+        "        with torch.no_grad():",
+        *(f"            {s}" for s in reset or ["pass"]),
+        "",
+        f"    def forward(self, {', '.join(args)}, return_attention: bool = False):",
+    ]
+    for stmt, span in body:
+        first, *more = stmt.split("\n")
+        comment = f"  # {span.path}:{span.line}" if span else ""
+        lines.append(f"        {first}{comment}")
+        line_map[len(lines)] = span
+        lines += [f"        {m}" for m in more]
+    lines += [
+        "        if return_attention:",
+        f"            return {ret}, {{{att}}}",
+        f"        return {ret}",
+        "",
+    ]
+    return PythonCode("\n".join(lines), cls, line_map)
+
+
+def _check_segment(seg: str, span: Span | None, parameter: bool) -> None:
+    if parameter and (not _IDENT.match(seg) or keyword.iskeyword(seg)):
+        raise AttnccError(f"`{seg}` cannot name a parameter", span)
+    if seg in _module_attrs():
+        raise AttnccError(
+            f"`{seg}` cannot be used as a name: torch.nn.Module already has an attribute "
+            f"`{seg}`", span, hints=("rename the variable or layer",))
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return repr(tuple(shape))
+
+
+def _init_stmt(ref: str, spec: ParamSpec) -> str:
+    if spec.init == "kaiming_uniform":
+        return f"torch.nn.init.kaiming_uniform_({ref}, a=math.sqrt(5))"
+    if spec.init == "uniform_fan_in":
+        bound = 1 / math.sqrt(spec.fan_in) if spec.fan_in > 0 else 0.0
+        return f"torch.nn.init.uniform_({ref}, -{bound!r}, {bound!r})"
+    if spec.init == "ones":
+        return f"{ref}.fill_(1)"
+    if spec.init == "normal":
+        return f"torch.nn.init.normal_({ref}, std=0.01)"
+    return f"{ref}.zero_()"

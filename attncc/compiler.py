@@ -1,0 +1,116 @@
+"""The compile driver: spec text + hyperparameters -> checked, optimised IR (cached)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attncc.diagnostics import AttnccError, HyperparameterError, InternalError
+from attncc.ir import IR
+
+
+@dataclass(frozen=True)
+class Source:
+    text: str
+    path: str
+
+
+def read_source(path_or_text: str | Path) -> Source:
+    """A spec given as a path, a bundled name (`cbam`) or the text itself."""
+    from attncc.library import find_spec
+
+    if isinstance(path_or_text, Path):
+        return Source(_read(path_or_text), str(path_or_text))
+    s = str(path_or_text)
+    if "{" in s or "\n" in s:
+        return Source(s, "<string>")
+    p = Path(s)
+    if p.suffix == ".attn" or p.exists():
+        return Source(_read(p), s)
+    found = find_spec(s)
+    return Source(_read(found), str(found))
+
+
+def _read(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AttnccError(f"no such file: {p}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise AttnccError(f"cannot read {p}: {err}") from None
+
+
+def example_sizes(ir_inputs: list[tuple[str, tuple[str, ...]]],
+                  shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    """Dim sizes from example input shapes: `x=2,64,17,23` with x: [N, C, H, W] -> N=2, ..."""
+    sizes: dict[str, int] = {}
+    names = dict(ir_inputs)
+    for name, shape in shapes.items():
+        if name not in names:
+            raise HyperparameterError(f"the block has no input `{name}`",
+                                      hints=(f"inputs: {', '.join(names)}",))
+        dims = names[name]
+        if len(shape) != len(dims):
+            raise HyperparameterError(
+                f"input `{name}` has {len(dims)} dims [{', '.join(dims)}], but the shape "
+                f"{','.join(map(str, shape))} has {len(shape)}")
+        for d, s in zip(dims, shape, strict=True):
+            if s < 1:
+                raise HyperparameterError(f"dim `{d}` of `{name}` must be positive, got {s}")
+            if sizes.get(d, s) != s:
+                raise HyperparameterError(f"dim `{d}` is {sizes[d]} and {s} in the shapes given")
+            sizes[d] = s
+    return sizes
+
+
+def _freeze(m: Mapping[str, Any] | None) -> tuple:
+    return tuple(sorted((m or {}).items()))
+
+
+def compile_ir(source: Source, hyper: Mapping[str, Any] | None = None,
+               shapes: Mapping[str, tuple[int, ...]] | None = None, *,
+               block: str | None = None, opt_level: int = 1,
+               until: str | None = None) -> IR:
+    """Elaborate and run the pass pipeline; cached by (spec text, hyperparameters, shapes)."""
+    digest = hashlib.sha256(source.text.encode()).hexdigest()
+    return _compile_cached(digest, source, _freeze(hyper),
+                           tuple(sorted((k, tuple(v)) for k, v in (shapes or {}).items())),
+                           block, opt_level, until)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_cached(digest: str, source: Source, hyper: tuple, shapes: tuple,
+                    block: str | None, opt_level: int, until: str | None) -> IR:
+    from attncc.elaborate import elaborate
+    from attncc.library import library_dir
+    from attncc.passes import run_pipeline
+    from attncc.syntax import parse
+
+    hyper_d, shapes_d = dict(hyper), dict(shapes)
+    example: dict[str, int] = {}
+    if shapes_d:
+        # the input declarations are needed to map shapes onto dim names
+        from attncc.elaborate import entry_block, load_module
+
+        blocks = load_module(source.text, source.path, library_dir())
+        own = [b.name.text for b in parse(source.text, source.path).blocks]
+        entry = entry_block(blocks, source.path, block, own)
+        decl = [(p.name.text, tuple(d.text for d in p.type.dims)) for p in entry.params
+                if p.type is not None and hasattr(p.type, "dims")]
+        example = example_sizes(decl, shapes_d)
+        for d, s in example.items():
+            if d in hyper_d and hyper_d[d] != s:
+                raise HyperparameterError(f"`{d}` is {hyper_d[d]} but the shape given says {s}")
+    ir = elaborate(source.text, source.path, block=block, hyper_values=hyper_d, example=example,
+                   library=library_dir())
+    try:
+        run_pipeline(ir, opt_level=opt_level, until=until)
+    except AttnccError as err:
+        raise err.with_sources(ir.sources) from None
+    except Exception as err:  # pragma: no cover - run_pipeline wraps its own failures
+        raise InternalError(repr(err)) from err
+    return ir

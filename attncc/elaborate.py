@@ -1,0 +1,885 @@
+"""AST + hyperparameter bindings -> IR: resolves names and ops, inlines blocks, names nodes.
+
+Elaboration evaluates each statement once. Scalars (hyperparameters and their derived values)
+are computed by the safe evaluator in `hyper.py`; tensor expressions become IR nodes whose
+shapes come from each op's rule. Node and parameter names derive from the spec's variable
+and layer names, so `state_dict` keys are stable and readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attncc import hyper
+from attncc.diagnostics import (
+    AttnccError,
+    CycleError,
+    Diagnostic,
+    HyperparameterError,
+    NameError_,
+    ShapeError,
+    SignatureError,
+    Span,
+    did_you_mean,
+)
+from attncc.dims import TensorType
+from attncc.ir import IR, Node
+from attncc.ops import get_op, has_op, user_ops
+from attncc.ops.base import (
+    Arg,
+    BoolArg,
+    DimArg,
+    DimsArg,
+    FloatArg,
+    InferContext,
+    IntArg,
+    Map,
+    MapArg,
+    Op,
+    OpError,
+    ParamSpec,
+)
+from attncc.syntax import ast, parse
+
+MAX_BLOCK_DEPTH = 32
+MAX_DIAGNOSTICS = 20
+
+
+# ---- values a name can stand for ----
+@dataclass(frozen=True)
+class Tensor:
+    nid: int
+
+
+@dataclass(frozen=True)
+class Dims:
+    """A `dim`/`dims` block parameter: dim names passed to a sub-block."""
+
+    names: tuple[str, ...]
+
+
+@dataclass
+class LayerPart:
+    op: Op
+    attrs: dict[str, Any]
+    arg_spans: dict[str, Span]
+    span: Span
+    params: dict[str, int] = field(default_factory=dict)  # param name -> param node, once made
+
+
+@dataclass
+class Layer:
+    """A named op (or `seq` of ops) whose parameters are shared by every application."""
+
+    name: str
+    parts: list[LayerPart]
+    span: Span
+    applications: int = 0
+
+
+class _Poisoned(Exception):
+    """A name whose definition already failed: its uses are skipped without a second error."""
+
+
+_ERRORS = {"shape": ShapeError, "hyper": HyperparameterError, "signature": SignatureError}
+
+# scalar types a block parameter may declare
+_SCALAR_TYPES = {"int": int, "float": float, "bool": bool}
+_DIM_TYPES = ("dim", "dims")
+
+
+@dataclass
+class _Frame:
+    """One block being elaborated: its scope, name prefix and current stage."""
+
+    block: ast.Block
+    prefix: str
+    scope: dict[str, Any] = field(default_factory=dict)
+    defined_at: dict[str, Span] = field(default_factory=dict)
+    stage: str | None = None
+
+
+class Elaborator(InferContext):
+    def __init__(self, blocks: dict[str, ast.Block], ir: IR, example: Mapping[str, int]) -> None:
+        self.blocks = blocks
+        self.ir = ir
+        self.example = dict(example)
+        self.diags: list[Diagnostic] = []
+        self.stack: list[_Frame] = []
+        # per statement: nodes created, so names can be assigned once the statement is done
+        self.created: list[int] = []
+
+    # ---- InferContext ----
+    def require_size(self, dim: str, why: str) -> int:
+        size = self.ir.dims.get(dim)
+        if size is None and dim in self.example:
+            # pinned: this dim's size is now part of the compiled block (parameters use it)
+            size = self.ir.dims[dim] = self.example[dim]
+        if size is None:
+            raise OpError(
+                f"{why} needs the size of `{dim}`, which is only known at run time",
+                hints=(f"pass it as a hyperparameter ({dim}=64, or `--set {dim}=64`) or give an "
+                       f"example input shape",),
+                kind="hyper",
+            )
+        return size
+
+    def new_dim(self, name: str, size: int) -> None:
+        old = self.ir.dims.get(name)
+        if name in self.ir.dims and old != size:
+            raise OpError(f"dim `{name}` already has size {old}, not {size}", kind="shape")
+        self.ir.dims[name] = size
+
+    def rename_dim(self, old: str, new: str) -> None:
+        size = self.ir.dims.get(old)
+        if new in self.ir.dims and new != old and self.ir.dims[new] != size:
+            raise OpError(f"dim `{new}` already has size {self.ir.dims[new]}", kind="shape")
+        self.ir.dims[new] = size
+
+    # ---- entry ----
+    def run_top(self, block: ast.Block, bindings: Mapping[str, Any]) -> None:
+        frame = _Frame(block, prefix="")
+        self.stack.append(frame)
+        known = {p.name.text for p in block.params}
+        input_dims = {d.text for p in block.params if isinstance(p.type, ast.TensorTypeAst)
+                      for d in p.type.dims}
+        for key in bindings:
+            if key not in known and key not in input_dims:
+                raise HyperparameterError(
+                    f"`{block.name.text}` has no hyperparameter or dim named `{key}`",
+                    block.name.span,
+                    hints=did_you_mean(key, known | input_dims, "hyperparameter"),
+                )
+        for p in block.params:
+            if isinstance(p.type, ast.TensorTypeAst):
+                self._declare_input(frame, p, bindings)
+        for p in block.params:
+            if not isinstance(p.type, ast.TensorTypeAst):
+                self._bind_scalar_param(frame, p, bindings.get(p.name.text, _MISSING), top=True)
+        outs = self._body(frame, collect=True)
+        self.stack.pop()
+        if self.diags:
+            raise AttnccError(self.diags)
+        if outs is None:
+            raise SignatureError(f"block `{block.name.text}` has no `return`", block.name.span,
+                                 hints=("end the block with `return y`",))
+        for i, (expr, value) in enumerate(outs):
+            name = expr.name if isinstance(expr, ast.Var) else f"out{i}"
+            self.ir.outputs.append((name, value.nid))
+
+    def _declare_input(self, frame: _Frame, p: ast.Param, bindings: Mapping[str, Any]) -> None:
+        assert isinstance(p.type, ast.TensorTypeAst)
+        names = [d.text for d in p.type.dims]
+        for d in p.type.dims:
+            if names.count(d.text) > 1:
+                raise ShapeError(f"dim `{d.text}` appears twice in the type of `{p.name.text}`",
+                                 d.span)
+            if d.text in bindings:
+                v = bindings[d.text]
+                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                    raise HyperparameterError(
+                        f"dim `{d.text}` must be a positive integer, got {v!r}", d.span)
+                self.ir.dims[d.text] = v
+            else:
+                self.ir.dims.setdefault(d.text, None)
+        nid = self.ir.add(Node("input", {}, TensorType(tuple(names)), p.name.text,
+                               span=p.span))
+        self.ir.inputs.append(nid)
+        self._define(frame, p.name, Tensor(nid))
+
+    def _bind_scalar_param(self, frame: _Frame, p: ast.Param, given: Any, top: bool) -> None:
+        tname = p.type.name if isinstance(p.type, ast.ScalarType) else None
+        if tname is not None and tname not in _SCALAR_TYPES and tname not in _DIM_TYPES:
+            raise NameError_(f"unknown parameter type `{tname}`", p.type.span,
+                             hints=did_you_mean(tname, [*_SCALAR_TYPES, *_DIM_TYPES], "type"))
+        if given is _MISSING:
+            if p.default is None:
+                if top:
+                    raise HyperparameterError(
+                        f"hyperparameter `{p.name.text}` has no default and was not given",
+                        p.span, hints=(f"pass it, e.g. `--set {p.name.text}=...`",))
+                raise SignatureError(f"missing argument `{p.name.text}`", p.span)
+            given = self._scalar(p.default)
+        if tname in _SCALAR_TYPES:
+            want = _SCALAR_TYPES[tname]
+            ok = isinstance(given, want) and not (want is not bool and isinstance(given, bool))
+            if want is float and isinstance(given, int) and not isinstance(given, bool):
+                given, ok = float(given), True
+            if not ok:
+                raise HyperparameterError(
+                    f"hyperparameter `{p.name.text}` is {tname}, got "
+                    f"{hyper.type_name(given)} {given!r}", p.span)
+        self._define(frame, p.name, given)
+        if top:
+            self.ir.hyper[p.name.text] = given
+
+    # ---- statements ----
+    def _body(self, frame: _Frame, collect: bool) -> list[tuple[ast.Expr, Tensor]] | None:
+        """Elaborate a block's statements; at top level, keep going after an error."""
+        result = None
+        for stmt in frame.block.body:
+            if len(self.diags) >= MAX_DIAGNOSTICS:
+                break
+            try:
+                out = self._stmt(frame, stmt)
+            except _Poisoned:
+                if not collect:
+                    raise
+                self._poison(frame, stmt)
+                continue
+            except AttnccError as err:
+                if not collect:
+                    raise
+                self.diags.extend(err.diagnostics)
+                self._poison(frame, stmt)
+                continue
+            if out is not None:
+                result = out
+        return result
+
+    @staticmethod
+    def _poison(frame: _Frame, stmt: ast.Stmt) -> None:
+        target = getattr(stmt, "target", None)
+        if target is not None and target.text not in frame.scope:
+            frame.scope[target.text] = _POISON
+
+    def _stmt(self, frame: _Frame, stmt: ast.Stmt) -> list[tuple[ast.Expr, Tensor]] | None:
+        if getattr(stmt, "stage", None) is not None:
+            frame.stage = stmt.stage.text
+        match stmt:
+            case ast.Assign(target=target, value=value):
+                self.created = []
+                self._current_target = target.text
+                v = self._eval(frame, value)
+                if isinstance(v, Tensor):
+                    self._name_statement(frame, target.text, v)
+                elif isinstance(v, (Layer, Dims)) or not hyper.is_scalar(v):
+                    raise SignatureError(f"`{target.text}` must be a tensor or a number",
+                                         value.span)
+                self._define(frame, target, v)
+            case ast.LayerDecl(target=target, value=value):
+                self._define(frame, target, self._layer(frame, target.text, value))
+            case ast.DimDecl(target=target, value=value):
+                size = self._scalar(value)
+                if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+                    raise HyperparameterError(
+                        f"dim `{target.text}` must have a positive integer size, got {size!r}",
+                        value.span)
+                if target.text in self.ir.dims and self.ir.dims[target.text] != size:
+                    raise ShapeError(f"dim `{target.text}` is already defined", target.span)
+                self.ir.dims[target.text] = size
+            case ast.AttentionDecl(names=names):
+                for n in names:
+                    v = self._lookup(frame, n.text, n.span)
+                    if not isinstance(v, Tensor):
+                        raise SignatureError(f"`{n.text}` is not a tensor", n.span,
+                                             hints=("`attention` marks a tensor of the block",))
+                    self.ir.attention[frame.prefix + n.text] = v.nid
+            case ast.Return(values=values):
+                outs = []
+                for e in values:
+                    self.created = []
+                    self._current_target = "out"
+                    v = self._eval(frame, e)
+                    if not isinstance(v, Tensor):
+                        raise SignatureError("a block returns tensors", e.span)
+                    if self.created:
+                        self._name_statement(frame, "out", v)
+                    outs.append((e, v))
+                return outs
+        return None
+
+    def _define(self, frame: _Frame, name: ast.Name, value: Any) -> None:
+        if name.text in frame.scope and frame.scope[name.text] is not _POISON:
+            first = frame.defined_at.get(name.text)
+            raise NameError_(
+                f"`{name.text}` is already defined", name.span,
+                hints=("give the new value its own name",),
+                notes=(f"first defined at {first}",) if first else (),
+            )
+        frame.scope[name.text] = value
+        frame.defined_at[name.text] = name.span
+
+    def _name_statement(self, frame: _Frame, target: str, value: Tensor) -> None:
+        """Name this statement's nodes after its target: root `y`, others `y.conv`, ..."""
+        ops = [n for n in self.created if n != value.nid and self.ir.node(n).op != "param"]
+        with_params = [n for n in self.created if self.ir.node(n).pnames
+                       and not self.ir.node(n).attrs.get("_layer")]
+        root = self.ir.node(value.nid)
+        if value.nid in self.created:
+            root.name = frame.prefix + target
+        counts: dict[str, int] = {}
+        for n in ops:
+            counts[self.ir.node(n).op] = counts.get(self.ir.node(n).op, 0) + 1
+        seen: dict[str, int] = {}
+        for n in ops:
+            nd = self.ir.node(n)
+            if nd.attrs.get("_layer"):
+                continue
+            i = seen[nd.op] = seen.get(nd.op, -1) + 1
+            nd.name = f"{frame.prefix}{target}.{nd.op}" + (str(i) if counts[nd.op] > 1 else "")
+        # parameter paths: the statement's name when it has one parametrised op
+        for n in with_params:
+            nd = self.ir.node(n)
+            path = frame.prefix + target if len(with_params) == 1 else nd.name
+            for src, pname in zip(self.ir.inputs_of(n)[-len(nd.pnames):], nd.pnames, strict=True):
+                self.ir.node(src).name = f"{path}.{pname}"
+
+    # ---- expressions ----
+    def _lookup(self, frame: _Frame, name: str, span: Span) -> Any:
+        if name in frame.scope:
+            v = frame.scope[name]
+            if v is _POISON:
+                raise _Poisoned
+            return v
+        if name in self.ir.dims:
+            return self.require_size_at(name, span)
+        if has_op(name) or name in self.blocks or name in hyper.FUNCTIONS:
+            kind = "an op" if has_op(name) else "a block" if name in self.blocks else "a function"
+            raise SignatureError(f"`{name}` is {kind}; call it with arguments", span,
+                                 hints=(f"e.g. `{name}(x)`",))
+        raise NameError_(f"unknown name `{name}`", span,
+                         hints=did_you_mean(name, [*frame.scope, *self.ir.dims]))
+
+    def require_size_at(self, dim: str, span: Span) -> int:
+        try:
+            return self.require_size(dim, f"`{dim}` used as a number")
+        except OpError as err:
+            raise HyperparameterError(err.message, span, hints=err.hints) from None
+
+    def _scalar(self, expr: ast.Expr) -> hyper.Scalar:
+        frame = self.stack[-1]
+
+        def lookup(var: ast.Var) -> hyper.Scalar:
+            v = self._lookup(frame, var.name, var.span)
+            if not hyper.is_scalar(v):
+                raise HyperparameterError(f"`{var.name}` is not a number here", var.span)
+            return v
+
+        if isinstance(expr, ast.StrLit):
+            raise HyperparameterError("a string is not a number", expr.span)
+        return hyper.evaluate(expr, lookup)
+
+    def _eval(self, frame: _Frame, e: ast.Expr) -> Any:
+        match e:
+            case ast.IntLit(value=v) | ast.FloatLit(value=v) | ast.BoolLit(value=v):
+                return v
+            case ast.StrLit():
+                raise SignatureError("a string can only be an op's keyword argument", e.span)
+            case ast.Var(name=name):
+                return self._lookup(frame, name, e.span)
+            case ast.Neg(operand=o):
+                v = self._eval(frame, o)
+                if hyper.is_scalar(v):
+                    return self._scalar(e)
+                return self._apply(get_op("neg"), [v], {}, {}, e.span)
+            case ast.BinOp(op=op, left=a, right=b):
+                return self._binop(frame, e, op, self._eval(frame, a), self._eval(frame, b))
+            case ast.Call():
+                return self._call(frame, e)
+            case ast.Rename(value=value, dims=dims):
+                v = self._eval(frame, value)
+                if not isinstance(v, Tensor):
+                    raise SignatureError("`as` renames the dims of a tensor", value.span)
+                names = tuple(d.text for d in dims.dims)
+                return self._apply(get_op("rename"), [v], {"dims": names}, {"dims": dims.span},
+                                   e.span)
+            case ast.NameSeq() | ast.DimMap() | ast.Empty():
+                raise SignatureError(
+                    f"`{ast.unparse(e)}` names dims; it can only be an op's argument", e.span)
+        raise SignatureError(f"cannot evaluate `{ast.unparse(e)}`", e.span)
+
+    _BINOPS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+
+    def _binop(self, frame: _Frame, e: ast.BinOp, op: str, a: Any, b: Any) -> Any:
+        for v, side in ((a, e.left), (b, e.right)):
+            if isinstance(v, (Layer, Dims)):
+                raise SignatureError(f"`{ast.unparse(side)}` is not a value", side.span)
+        if hyper.is_scalar(a) and hyper.is_scalar(b):
+            return hyper.binary(op, a, b, e.span)
+        if op not in self._BINOPS:
+            raise SignatureError(f"`{op}` works on numbers only, not tensors", e.span)
+        a, b = (self._as_tensor(v, s) for v, s in ((a, e.left), (b, e.right)))
+        return self._apply(get_op(self._BINOPS[op]), [a, b], {}, {}, e.span,
+                           tensor_spans=[e.left.span, e.right.span])
+
+    def _as_tensor(self, v: Any, span: Span) -> Tensor:
+        if isinstance(v, Tensor):
+            return v
+        if isinstance(v, bool) or not hyper.is_scalar(v):
+            raise SignatureError("expected a tensor or a number", span)
+        return self._apply(get_op("scalar"), [], {"value": float(v)}, {}, span)
+
+    def _call(self, frame: _Frame, call: ast.Call) -> Any:
+        name = call.func.name
+        local = frame.scope.get(name)
+        if local is _POISON:
+            raise _Poisoned
+        if isinstance(local, Layer):
+            return self._apply_layer(frame, local, call)
+        if local is not None:
+            raise SignatureError(f"`{name}` is a value, not an op, block or layer", call.func.span)
+        if name in self.blocks:
+            return self._call_block(frame, self.blocks[name], call)
+        if name in hyper.FUNCTIONS:
+            args = [None if isinstance(a, (ast.NameSeq, ast.DimMap)) else self._eval(frame, a)
+                    for a in call.args]
+            if not call.kwargs and args and all(hyper.is_scalar(a) for a in args):
+                return hyper.call(name, args, call.span)
+            if not has_op(name):
+                raise SignatureError(f"`{name}` takes numbers", call.span)
+            return self._op_call(frame, get_op(name), call, evaluated=args)
+        if has_op(name) and name in user_ops():
+            return self._op_call(frame, get_op(name), call)
+        raise NameError_(f"unknown op or block `{name}`", call.func.span,
+                         hints=did_you_mean(name, [*user_ops(), *self.blocks,
+                                                   *hyper.FUNCTIONS], "op"))
+
+    # ---- op calls ----
+    def _bind_args(self, frame: _Frame, op: Op, call: ast.Call, partial: bool,
+                   evaluated: list[Any] | None = None):
+        """Match a call's arguments to an op's signature; returns tensors, attrs and spans."""
+        sig = op.signature
+        tensors: list[Tensor] = []
+        raw: dict[str, ast.Expr] = {}
+        spans: dict[str, Span] = {}
+        positional = list(call.args)
+        if call.kwargs:
+            # a positional argument after a keyword one: usually `over=H, W`
+            first_kw = (call.kwargs[0].span.line, call.kwargs[0].span.col)
+            late = [a for a in positional if (a.span.line, a.span.col) > first_kw]
+            if late:
+                raise SignatureError(
+                    "positional argument after a keyword argument", late[0].span,
+                    hints=("list dims side by side, without commas: `over=H W`",),
+                )
+        n_tensors = 0 if partial else (len(positional) if sig.variadic else len(sig.tensors))
+        if sig.variadic and not partial:
+            n_tensors = sum(1 for a in positional
+                            if not isinstance(a, (ast.DimMap, ast.NameSeq, ast.Empty)))
+        for i, a in enumerate(positional[:n_tensors]):
+            v = evaluated[i] if evaluated is not None else self._eval(frame, a)
+            tensors.append(self._as_tensor(v, a.span) if hyper.is_scalar(v)
+                           else self._need_tensor(v, a, op))
+        rest = positional[n_tensors:]
+        if len(tensors) < (1 if sig.variadic else len(sig.tensors)) and not partial:
+            missing = sig.tensors[len(tensors)] if not sig.variadic else sig.tensors[0]
+            raise SignatureError(
+                f"`{op.name}` needs a tensor argument `{missing}`", call.span,
+                hints=(f"signature: {_signature_text(op)}",))
+        if len(rest) > len(sig.positional):
+            extra = rest[len(sig.positional)]
+            raise SignatureError(
+                f"`{op.name}` takes {len(sig.tensors) + len(sig.positional)} positional "
+                f"arguments, got {len(positional)}", extra.span,
+                hints=(f"signature: {_signature_text(op)}",))
+        for name, a in zip(sig.positional, rest, strict=False):
+            raw[name], spans[name] = a, a.span
+        for kw in call.kwargs:
+            key = kw.name.text
+            if key not in sig.attrs:
+                raise NameError_(
+                    f"`{op.name}` has no argument `{key}`", kw.name.span,
+                    hints=did_you_mean(key, sig.attrs, "argument")
+                    + (f"signature: {_signature_text(op)}",))
+            if key in raw:
+                raise SignatureError(f"argument `{key}` given twice", kw.span)
+            raw[key], spans[key] = kw.value, kw.span
+        attrs: dict[str, Any] = {}
+        for key, kind in sig.attrs.items():
+            if key in raw:
+                attrs[key] = self._convert(frame, op, key, kind, raw[key])
+            elif kind.required:
+                raise SignatureError(
+                    f"`{op.name}` needs the argument `{key}`", call.span,
+                    hints=(f"signature: {_signature_text(op)}",))
+            else:
+                attrs[key] = kind.default
+        return tensors, attrs, spans
+
+    def _need_tensor(self, v: Any, a: ast.Expr, op: Op) -> Tensor:
+        if not isinstance(v, Tensor):
+            raise SignatureError(f"`{op.name}` expects a tensor here", a.span,
+                                 hints=(f"signature: {_signature_text(op)}",))
+        return v
+
+    def _convert(self, frame: _Frame, op: Op, key: str, kind: Arg, e: ast.Expr) -> Any:
+        """Turn one argument's syntax into the value its kind expects."""
+        if isinstance(kind, DimsArg):
+            return self._dim_names(frame, e, f"`{key}` takes dim names, e.g. `{key}=H W`")
+        if isinstance(kind, DimArg):
+            names = self._dim_names(frame, e, f"`{key}` takes one dim name")
+            if len(names) != 1:
+                raise SignatureError(f"`{key}` takes one dim name", e.span)
+            return names[0]
+        if isinstance(kind, MapArg):
+            if not isinstance(e, ast.DimMap):
+                raise SignatureError(
+                    f"`{key}` is a dim map `In -> Out`", e.span,
+                    hints=("e.g. `dense(z, C -> C // r)`",))
+            return Map(self._map_side(frame, e.src, source=True),
+                       self._map_side(frame, e.dst, source=False))
+        if isinstance(e, (ast.NameSeq, ast.DimMap, ast.Empty)):
+            raise SignatureError(f"`{key}` takes a value, not dims", e.span)
+        if isinstance(kind, BoolArg):
+            v = self._scalar(e)
+            if not isinstance(v, bool):
+                raise HyperparameterError(f"`{key}` is true or false, got {v!r}", e.span)
+            return v
+        if isinstance(kind, IntArg):
+            v = self._scalar(e)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise HyperparameterError(
+                    f"`{key}` of `{op.name}` must be an integer, got {hyper.type_name(v)} {v!r}",
+                    e.span)
+            if kind.min is not None and v < kind.min:
+                raise HyperparameterError(f"`{key}` must be at least {kind.min}, got {v}", e.span)
+            if kind.max is not None and v > kind.max:
+                raise HyperparameterError(f"`{key}` must be at most {kind.max}, got {v}", e.span)
+            return v
+        if isinstance(kind, FloatArg):
+            v = self._scalar(e)
+            if isinstance(v, bool):
+                raise HyperparameterError(f"`{key}` must be a number, got {v!r}", e.span)
+            v = float(v)
+            too_low = kind.min is not None and (v <= kind.min if kind.min_exclusive
+                                                else v < kind.min)
+            if too_low or (kind.max is not None and v > kind.max):
+                lo = "" if kind.min is None else f"{'>' if kind.min_exclusive else '>='} {kind.min}"
+                hi = "" if kind.max is None else f"<= {kind.max}"
+                raise HyperparameterError(
+                    f"`{key}` must be {' and '.join(x for x in (lo, hi) if x)}, got {v}", e.span)
+            return v
+        raise SignatureError(f"`{key}` cannot be set in a spec", e.span)
+
+    def _dim_names(self, frame: _Frame, e: ast.Expr, hint: str) -> tuple[str, ...]:
+        match e:
+            case ast.NameSeq(names=names):
+                out = []
+                for n in names:
+                    out.extend(self._dim_name(frame, n.text, n.span))
+                return tuple(out)
+            case ast.Var(name=name):
+                return self._dim_name(frame, name, e.span)
+            case ast.Empty():
+                return ()
+        raise SignatureError(f"expected dim names, got `{ast.unparse(e)}`", e.span, hints=(hint,))
+
+    def _dim_name(self, frame: _Frame, name: str, span: Span) -> tuple[str, ...]:
+        v = frame.scope.get(name)
+        if isinstance(v, Dims):
+            return v.names
+        if v is not None and v is not _POISON:
+            raise SignatureError(f"`{name}` is a value, not a dim", span)
+        return (name,)
+
+    def _map_side(self, frame: _Frame, e: ast.Expr, source: bool) -> tuple[str, ...]:
+        if isinstance(e, (ast.NameSeq, ast.Empty)):
+            return self._dim_names(frame, e, "")
+        if isinstance(e, ast.Var):
+            v = frame.scope.get(e.name)
+            if isinstance(v, Dims):
+                return v.names
+            if e.name in self.ir.dims or source:
+                return (e.name,)
+            if v is None:
+                raise NameError_(
+                    f"unknown dim `{e.name}`", e.span,
+                    hints=(f"declare it first: `dim {e.name} = ...`",)
+                    + did_you_mean(e.name, self.ir.dims, "dim"))
+        if source:
+            name = ast.unparse(e)
+            if name in self.ir.dims:
+                return (name,)  # a computed dim made earlier, e.g. `C//r`
+            raise NameError_(f"no dim `{name}` here", e.span,
+                             hints=did_you_mean(name, self.ir.dims, "dim"))
+        # a computed dim: named by its canonical text (`C//r`), sized by evaluating it
+        size = self._scalar(e)
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise HyperparameterError(
+                f"dim size `{ast.unparse(e)}` must be an integer, got {size!r}", e.span,
+                hints=("use `//` for integer division",))
+        if size < 1:
+            raise HyperparameterError(
+                f"dim `{ast.unparse(e)}` has size {size}; a dim needs at least 1", e.span,
+                hints=("check the hyperparameters it uses (is `r` larger than `C`?)",))
+        name = ast.unparse(e)
+        try:
+            self.new_dim(name, size)
+        except OpError as err:
+            raise ShapeError(err.message, e.span) from None
+        return (name,)
+
+    def _op_call(self, frame: _Frame, op: Op, call: ast.Call,
+                 evaluated: list[Any] | None = None) -> Tensor:
+        tensors, attrs, spans = self._bind_args(frame, op, call, partial=False,
+                                                evaluated=evaluated)
+        tspans = [a.span for a in call.args[: len(tensors)]]
+        return self._apply(op, tensors, attrs, spans, call.span, tensor_spans=tspans)
+
+    def _apply(self, op: Op, tensors: list[Tensor], attrs: dict[str, Any],
+               spans: dict[str, Span], span: Span, part: LayerPart | None = None,
+               name: str | None = None, tensor_spans: list[Span] | None = None) -> Tensor:
+        """Infer the result type, make (or reuse) parameters, and add the node."""
+        frame = self.stack[-1]
+        ins = [self.ir.node(t.nid).out for t in tensors]
+        try:
+            out = op.infer(self, ins, attrs)
+            specs = op.params(self, ins, attrs)
+        except OpError as err:
+            where = spans.get(err.arg, span) if err.arg else span
+            notes = tuple(
+                f"`{self.ir.node(t.nid).name}` {self.ir.node(t.nid).out} is defined at "
+                f"{self.ir.node(t.nid).span}" for t in tensors
+                if self.ir.node(t.nid).span and self.ir.node(t.nid).op != "scalar")
+            raise _ERRORS[err.kind](err.message, where, hints=err.hints, notes=notes) from None
+        pids = []
+        for pname, spec in specs.items():
+            if part is not None and pname in part.params:
+                pid = part.params[pname]
+                have = self.ir.node(pid).param
+                if have.shape != spec.shape:
+                    raise ShapeError(
+                        f"shared layer applied to {ins[0]} needs `{pname}` of shape "
+                        f"{spec.shape}, but its first application made {have.shape}", span)
+            else:
+                pid = self.ir.add(Node("param", {}, TensorType(()), f"{name}.{pname}",
+                                       stage=frame.stage, span=span, param=spec))
+                self.created.append(pid)
+                if part is not None:
+                    part.params[pname] = pid
+            pids.append(pid)
+        node_attrs = dict(attrs)
+        if part is not None:
+            node_attrs["_layer"] = name
+        nid = self.ir.add(
+            Node(op.name, node_attrs, out, name or op.name, stage=frame.stage, span=span,
+                 pnames=tuple(specs)),
+            [t.nid for t in tensors] + pids,
+        )
+        self.created.append(nid)
+        return Tensor(nid)
+
+    # ---- layers ----
+    def _layer(self, frame: _Frame, name: str, value: ast.Expr) -> Layer:
+        parts: list[LayerPart] = []
+        items = (value.args if isinstance(value, ast.Call) and value.func.name == "seq"
+                 else (value,))
+        if isinstance(value, ast.Call) and value.func.name == "seq" and value.kwargs:
+            raise SignatureError("`seq` takes layers only", value.kwargs[0].span)
+        for item in items:
+            if isinstance(item, ast.Var) and isinstance(frame.scope.get(item.name), Layer):
+                parts.extend(frame.scope[item.name].parts)
+                continue
+            if isinstance(item, ast.Var):
+                item = ast.Call(item, (), (), item.span)
+            if not isinstance(item, ast.Call) or not has_op(item.func.name) \
+                    or item.func.name not in user_ops():
+                what = item.func.name if isinstance(item, ast.Call) else ast.unparse(item)
+                raise NameError_(
+                    f"`{what}` is not an op", item.span,
+                    hints=("a layer is an op without its input, e.g. `dense(C -> C // r)`, or "
+                           "`seq(...)` of such ops",) + did_you_mean(what, user_ops(), "op"))
+            op = get_op(item.func.name)
+            _, attrs, spans = self._bind_args(frame, op, item, partial=True)
+            parts.append(LayerPart(op, attrs, spans, item.span))
+        if not parts:
+            raise SignatureError("a layer needs at least one op", value.span)
+        return Layer(name, parts, value.span)
+
+    def _apply_layer(self, frame: _Frame, layer: Layer, call: ast.Call) -> Tensor:
+        if call.kwargs or len(call.args) != 1:
+            raise SignatureError(f"layer `{layer.name}` takes exactly one tensor", call.span)
+        v = self._eval(frame, call.args[0])
+        t = self._need_tensor(v, call.args[0], layer.parts[0].op)
+        layer.applications += 1
+        for i, part in enumerate(layer.parts):
+            base = frame.prefix + layer.name + (f".{i}" if len(layer.parts) > 1 else "")
+            t = self._apply(part.op, [t], part.attrs, part.arg_spans, call.span, part=part,
+                            name=base)
+        return t
+
+    # ---- sub-blocks ----
+    def _call_block(self, frame: _Frame, block: ast.Block, call: ast.Call) -> Tensor:
+        if any(f.block.name.text == block.name.text for f in self.stack):
+            chain = " -> ".join([f.block.name.text for f in self.stack] + [block.name.text])
+            raise CycleError(f"block `{block.name.text}` calls itself: {chain}", call.span,
+                             hints=("blocks are inlined; recursion has no end",))
+        if len(self.stack) >= MAX_BLOCK_DEPTH:
+            raise CycleError(f"blocks nested deeper than {MAX_BLOCK_DEPTH}", call.span)
+        params = {p.name.text: p for p in block.params}
+        given: dict[str, ast.Expr] = {}
+        if len(call.args) > len(block.params):
+            raise SignatureError(
+                f"block `{block.name.text}` takes {len(block.params)} arguments, got "
+                f"{len(call.args)}", call.args[len(block.params)].span)
+        for p, a in zip(block.params, call.args, strict=False):
+            given[p.name.text] = a
+        for kw in call.kwargs:
+            if kw.name.text not in params:
+                raise NameError_(f"block `{block.name.text}` has no parameter `{kw.name.text}`",
+                                 kw.name.span, hints=did_you_mean(kw.name.text, params))
+            if kw.name.text in given:
+                raise SignatureError(f"argument `{kw.name.text}` given twice", kw.span)
+            given[kw.name.text] = kw.value
+        target = frame.prefix + self._call_target(call)
+        inner = _Frame(block, prefix=target + ".", stage=frame.stage)
+        # arguments are evaluated in the caller's scope, bound in the callee's
+        for p in block.params:
+            a = given.get(p.name.text)
+            tname = p.type.name if isinstance(p.type, ast.ScalarType) else None
+            if isinstance(p.type, ast.TensorTypeAst) or (p.type is None and p.default is None):
+                if a is None:
+                    raise SignatureError(f"missing argument `{p.name.text}`", call.span)
+                v = self._eval(frame, a)
+                if not isinstance(v, Tensor):
+                    raise SignatureError(f"`{p.name.text}` is a tensor", a.span)
+                if isinstance(p.type, ast.TensorTypeAst):
+                    want = tuple(d.text for d in p.type.dims)
+                    have = self.ir.node(v.nid).out
+                    if set(want) != set(have.dims):
+                        raise ShapeError(
+                            f"`{block.name.text}` expects `{p.name.text}` with dims "
+                            f"[{', '.join(want)}], got {have}", a.span)
+                self._define(inner, p.name, v)
+            elif tname in _DIM_TYPES:
+                if a is None:
+                    raise SignatureError(f"missing argument `{p.name.text}`", call.span)
+                names = self._dim_names(frame, a, "pass dim names, e.g. `pool=C`")
+                if tname == "dim" and len(names) != 1:
+                    raise SignatureError(f"`{p.name.text}` is one dim", a.span)
+                self._define(inner, p.name, Dims(names))
+            else:
+                value = _MISSING if a is None else self._scalar(a)
+                self.stack.append(inner)
+                try:
+                    self._bind_scalar_param(inner, p, value, top=False)
+                finally:
+                    self.stack.pop()
+        self.stack.append(inner)
+        saved = self.created, self._current_target
+        try:
+            outs = self._body(inner, collect=False)
+        finally:
+            self.stack.pop()
+            self.created, self._current_target = saved
+        if outs is None:
+            raise SignatureError(f"block `{block.name.text}` has no `return`", block.name.span)
+        if len(outs) != 1:
+            raise SignatureError(f"block `{block.name.text}` returns {len(outs)} tensors; "
+                                 "a call takes one", call.span)
+        return outs[0][1]
+
+    def _call_target(self, call: ast.Call) -> str:
+        # the sub-block's names are prefixed by the statement target being elaborated
+        return self._current_target or call.func.name
+
+    _current_target: str | None = None
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+_POISON = object()
+
+
+def _signature_text(op: Op) -> str:
+    sig = op.signature
+    parts = [f"{sig.tensors[0]}..." if sig.variadic else t for t in sig.tensors]
+    for k, kind in sig.attrs.items():
+        if type(kind) is Arg:
+            continue
+        shown = k if kind.required else f"{k}={_default_text(kind.default)}"
+        parts.append(shown)
+    return f"{op.name}({', '.join(parts)})"
+
+
+def _default_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Map):
+        return str(v)
+    return "none" if v is None else str(v)
+
+
+# ---- files, imports and the entry block ----
+def load_module(text: str, path: str, library: Path | None = None,
+                sources: dict[str, str] | None = None,
+                _chain: tuple[str, ...] = ()) -> dict[str, ast.Block]:
+    """Parse a file and the files it `use`s; returns every block by name."""
+    sources = sources if sources is not None else {}
+    sources[path] = text
+    module = parse(text, path)
+    blocks: dict[str, ast.Block] = {}
+    for use in module.uses:
+        target = _resolve_use(use, path, library)
+        key = str(target)
+        if key in _chain or key == path:
+            chain = " -> ".join([*_chain, path, key])
+            raise CycleError(f"`use` cycle: {chain}", use.span)
+        if len(_chain) > 16:
+            raise CycleError("`use` nested deeper than 16 files", use.span)
+        blocks.update(load_module(target.read_text(encoding="utf-8"), key, library, sources,
+                                  (*_chain, path)))
+    for b in module.blocks:
+        if b.name.text in blocks and blocks[b.name.text].span.path == path:
+            raise NameError_(f"block `{b.name.text}` is defined twice", b.name.span)
+        if has_op(b.name.text):
+            raise NameError_(f"block `{b.name.text}` has the name of an op", b.name.span,
+                             hints=("rename the block",))
+        blocks[b.name.text] = b
+    return blocks
+
+
+def _resolve_use(use: ast.UseDecl, path: str, library: Path | None) -> Path:
+    base = Path(path).parent if not path.startswith("<") else Path.cwd()
+    roots = [base.resolve()] + ([library.resolve()] if library else [])
+    for root in roots:
+        cand = (root / use.path).resolve()
+        # only files inside the spec's own folder or the bundled library may be read
+        if cand.is_relative_to(root) and cand.is_file():
+            return cand
+    raise NameError_(f"cannot find `{use.path}`", use.span,
+                     hints=("`use` paths are relative to the spec's folder and may not leave it",))
+
+
+def entry_block(blocks: dict[str, ast.Block], path: str, name: str | None,
+                text_blocks: list[str]) -> ast.Block:
+    if name is not None:
+        if name not in blocks:
+            raise NameError_(f"no block named `{name}`", None,
+                             hints=did_you_mean(name, blocks, "block"))
+        return blocks[name]
+    if not text_blocks:
+        raise SignatureError("the spec defines no block", None,
+                             hints=("write `block Name(x: [N, C, H, W]) { ... }`",))
+    stem = Path(path).stem.lower()
+    for b in text_blocks:
+        if b.lower() == stem:
+            return blocks[b]
+    return blocks[text_blocks[-1]]
+
+
+def elaborate(text: str, path: str = "<string>", *, block: str | None = None,
+              hyper_values: Mapping[str, Any] | None = None,
+              example: Mapping[str, int] | None = None,
+              library: Path | None = None) -> IR:
+    """Build the IR of one block of a spec with its hyperparameters bound."""
+    sources: dict[str, str] = {}
+    try:
+        blocks = load_module(text, path, library, sources)
+        own = [b.name.text for b in parse(text, path).blocks]
+        entry = entry_block(blocks, path, block, own)
+        ir = IR(block=entry.name.text, path=path, sources=sources)
+        el = Elaborator(blocks, ir, example or {})
+        el.run_top(entry, dict(hyper_values or {}))
+        if el.diags:
+            raise AttnccError(el.diags)
+    except AttnccError as err:
+        raise err.with_sources(sources) from None
+    return ir

@@ -1,0 +1,143 @@
+"""The IR: a networkx.MultiDiGraph of op nodes over named-dim tensors, plus block metadata."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from attncc.diagnostics import InternalError, Span
+from attncc.dims import TensorType
+from attncc.ops.base import ParamSpec
+
+
+@dataclass
+class Node:
+    """The attributes of one IR node (stored as the networkx node attribute `data`)."""
+
+    op: str  # a registry name, or "input" / "param"
+    attrs: dict[str, Any]
+    out: TensorType
+    name: str  # stable, from the spec: `s_c`, `mlp.0`, `s_s.conv`
+    stage: str | None = None
+    span: Span | None = None
+    param: ParamSpec | None = None  # for op == "param": the tensor it holds
+    pnames: tuple[str, ...] = ()  # names of the parameter inputs, which follow the tensor inputs
+
+
+@dataclass
+class IR:
+    """One elaborated block: graph, dim sizes, inputs, outputs and attention maps.
+
+    `dims` maps each dim name to its size, or None for a dim known only at run time (batch
+    and spatial dims); those stay symbolic in ONNX. Edges run producer -> consumer with the
+    input slot as the edge key.
+    """
+
+    block: str
+    graph: nx.MultiDiGraph = field(default_factory=nx.MultiDiGraph)
+    dims: dict[str, int | None] = field(default_factory=dict)
+    inputs: list[int] = field(default_factory=list)
+    outputs: list[tuple[str, int]] = field(default_factory=list)
+    attention: dict[str, int] = field(default_factory=dict)
+    hyper: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    path: str = "<string>"
+    _ids: itertools.count = field(default_factory=itertools.count, repr=False)
+
+    # ---- building ----
+    def add(self, node: Node, inputs: list[int] = ()) -> int:
+        nid = next(self._ids)
+        self.graph.add_node(nid, data=node)
+        for slot, src in enumerate(inputs):
+            self.graph.add_edge(src, nid, key=slot)
+        return nid
+
+    def node(self, nid: int) -> Node:
+        return self.graph.nodes[nid]["data"]
+
+    def inputs_of(self, nid: int) -> list[int]:
+        edges = sorted(self.graph.in_edges(nid, keys=True), key=lambda e: e[2])
+        return [src for src, _, _ in edges]
+
+    def users(self, nid: int) -> list[tuple[int, int]]:
+        """(consumer, slot) pairs that read `nid`."""
+        return [(dst, slot) for _, dst, slot in self.graph.out_edges(nid, keys=True)]
+
+    def set_input(self, nid: int, slot: int, src: int) -> None:
+        old = self.inputs_of(nid)[slot]
+        self.graph.remove_edge(old, nid, key=slot)
+        self.graph.add_edge(src, nid, key=slot)
+
+    def replace_uses(self, old: int, new: int) -> None:
+        """Point every consumer, output and attention map of `old` at `new`."""
+        for dst, slot in self.users(old):
+            self.graph.remove_edge(old, dst, key=slot)
+            self.graph.add_edge(new, dst, key=slot)
+        self.outputs = [(n, new if v == old else v) for n, v in self.outputs]
+        self.attention = {n: new if v == old else v for n, v in self.attention.items()}
+
+    # ---- reading ----
+    def topo(self) -> list[int]:
+        """Nodes in a deterministic topological order (creation order breaks ties)."""
+        return list(nx.lexicographical_topological_sort(self.graph))
+
+    def params(self) -> list[int]:
+        return [n for n in self.topo() if self.node(n).op == "param"]
+
+    def size(self, dim: str) -> int | None:
+        return self.dims.get(dim)
+
+    def shape(self, t: TensorType, bind: dict[str, int] | None = None) -> tuple[int | None, ...]:
+        """Sizes of a tensor type; size-1 for broadcast dims, `bind` fills run-time dims."""
+        bind = bind or {}
+        return tuple(1 if d in t.bcast else (self.dims.get(d) or bind.get(d)) for d in t.dims)
+
+    def parameter_count(self) -> int:
+        return sum(self.node(n).param.numel for n in self.params()
+                   if not self.node(n).param.buffer)
+
+    def stages(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for n in self.topo():
+            st = self.node(n).stage
+            if st:
+                seen.setdefault(st)
+        return list(seen)
+
+    def lint(self) -> None:
+        """Structural invariants; a failure is a bug in attncc, never the user's."""
+        if not nx.is_directed_acyclic_graph(self.graph):
+            raise InternalError(f"IR of `{self.block}` has a cycle")
+        for n in self.graph.nodes:
+            slots = sorted(k for _, _, k in self.graph.in_edges(n, keys=True))
+            if slots != list(range(len(slots))):
+                raise InternalError(f"node {self.node(n).name} has input slots {slots}")
+        for _, v in self.outputs:
+            if v not in self.graph:
+                raise InternalError("an output refers to a removed node")
+
+    def dump(self) -> str:
+        """One line per node, fx style: `%name : [dims] = op(%inputs, attrs) @ span [stage]`."""
+        lines = [f"block {self.block}  dims: " + ", ".join(
+            f"{d}={s if s is not None else '?'}" for d, s in self.dims.items())]
+        for n in self.topo():
+            nd = self.node(n)
+            args = [f"%{self.node(i).name}" for i in self.inputs_of(n)]
+            if nd.op == "param":
+                args.append(f"shape={nd.param.shape}")
+            args += [f"{k}={_fmt(v)}" for k, v in nd.attrs.items()]
+            where = f" @ {nd.span}" if nd.span else ""
+            stage = f" [{nd.stage}]" if nd.stage else ""
+            lines.append(f"%{nd.name} : {nd.out} = {nd.op}({', '.join(args)}){where}{stage}")
+        outs = ", ".join(f"%{self.node(v).name}" for _, v in self.outputs)
+        lines.append(f"return {outs}")
+        return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, tuple):
+        return " ".join(map(str, v)) if v else "()"
+    return str(v)

@@ -1,0 +1,237 @@
+"""The Op base class, argument kinds of op signatures, parameter specs, costs and the registry."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from attncc.diagnostics import NameError_, Span, did_you_mean
+
+if TYPE_CHECKING:
+    from attncc.dims import TensorType
+
+
+# ---- argument kinds: what an op's attribute is, as data; elaborate.py converts the syntax ----
+@dataclass(frozen=True)
+class Arg:
+    required: bool = False
+    default: Any = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class DimsArg(Arg):
+    """Dim names side by side (`over=H W`): a tuple of names present in the input."""
+
+
+@dataclass(frozen=True)
+class DimArg(Arg):
+    """One dim name; `new=True` for a dim the op creates (`as=S`)."""
+
+    new: bool = False
+
+
+@dataclass(frozen=True)
+class MapArg(Arg):
+    """`In -> Out`: a tuple of source dims (maybe empty) and of destination dims (maybe empty)."""
+
+
+@dataclass(frozen=True)
+class IntArg(Arg):
+    min: int | None = None
+    max: int | None = None
+
+
+@dataclass(frozen=True)
+class FloatArg(Arg):
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+
+
+@dataclass(frozen=True)
+class BoolArg(Arg):
+    pass
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Tensor inputs first, then attributes; `positional` lists what may be passed by position."""
+
+    tensors: tuple[str, ...] = ("x",)
+    attrs: dict[str, Arg] = field(default_factory=dict)
+    positional: tuple[str, ...] = ()  # attribute names accepted by position after the tensors
+    variadic: bool = False  # the single tensor parameter takes one or more tensors
+
+    def names(self) -> tuple[str, ...]:
+        return self.tensors + tuple(self.attrs)
+
+
+@dataclass(frozen=True)
+class Map:
+    """A converted dim map with the sizes of its destination dims."""
+
+    src: tuple[str, ...]
+    dst: tuple[str, ...]
+
+    def __str__(self) -> str:
+        side = lambda ds: " ".join(ds) if ds else "()"  # noqa: E731
+        return f"{side(self.src)}->{side(self.dst)}"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A learnable parameter or a buffer an op needs; `init` names a rule codegen knows."""
+
+    shape: tuple[int, ...]
+    init: str = "zeros"  # zeros | ones | kaiming_uniform | uniform_fan_in | normal
+    fan_in: int = 1
+    buffer: bool = False
+    dtype: str = "float32"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Cost:
+    flops: int = 0  # multiply-accumulates count as two
+    bytes_moved: int = 0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One case for the per-op differential test: input dims, attribute values, sizes."""
+
+    inputs: tuple[tuple[str, ...], ...]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    tol: tuple[float, float] | None = None
+
+
+class OpError(Exception):
+    """Raised by an op's rules; the elaborator turns it into a diagnostic at the argument `arg`."""
+
+    def __init__(self, message: str, arg: str | None = None, hints: tuple[str, ...] = (),
+                 kind: str = "shape") -> None:
+        super().__init__(message)
+        self.message, self.arg, self.hints, self.kind = message, arg, hints, kind
+
+
+class InferContext:
+    """What an op's shape rule may ask of the elaborator: dim sizes and new dims."""
+
+    def require_size(self, dim: str, why: str) -> int:  # pragma: no cover - protocol
+        """The concrete size of `dim`; raises a diagnostic when it is only known at run time."""
+        raise NotImplementedError
+
+    def new_dim(self, name: str, size: int) -> None:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+    def rename_dim(self, old: str, new: str) -> None:  # pragma: no cover - protocol
+        """Declare `new` as a dim of the same size as `old`."""
+        raise NotImplementedError
+
+
+class Op:
+    """One operation of the language, defined once: every facet lives on the class.
+
+    Facets: `signature`, `traits`, `infer` (shape rule), `params` (parameters and init),
+    `resolve` (dim names -> positional attributes, once per node), `numpy`, `torch`, `onnx`
+    and `cost`. Lowerings receive tensors positionally, then parameters by name, then the
+    resolved attributes; they never reason about dim names.
+    """
+
+    name: ClassVar[str]
+    signature: ClassVar[Signature] = Signature()
+    traits: ClassVar[frozenset[str]] = frozenset()
+
+    def infer(self, ctx: InferContext, ins: list[TensorType], attrs: dict[str, Any]) -> TensorType:
+        raise NotImplementedError
+
+    def params(
+        self, ctx: InferContext, ins: list[TensorType], attrs: dict[str, Any]
+    ) -> dict[str, ParamSpec]:
+        return {}
+
+    def resolve(
+        self, ins: list[TensorType], out: TensorType, attrs: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {}
+
+    def aligned_inputs(self, ins: list[TensorType], out: TensorType) -> list[TensorType | None]:
+        """The layout each tensor input must have before lowering (None: as it is).
+
+        The canonicalize pass inserts `align` nodes to meet it.
+        """
+        return [None] * len(ins)
+
+    def numpy(self, *args: Any, **kw: Any) -> Any:
+        raise NotImplementedError
+
+    def torch(self, e: Any, *args: Any, **kw: Any) -> str:
+        raise NotImplementedError
+
+    def onnx(self, e: Any, *args: Any, **kw: Any) -> str:
+        raise NotImplementedError
+
+    def cost(
+        self,
+        in_shapes: list[tuple[int, ...]],
+        out_shape: tuple[int, ...],
+        attrs: dict[str, Any],
+        param_shapes: dict[str, tuple[int, ...]],
+    ) -> Cost:
+        return Cost(flops=math.prod(out_shape), bytes_moved=4 * math.prod(out_shape))
+
+    def samples(self) -> list[Sample]:
+        return []
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}>"
+
+
+class DuplicateOpError(Exception):
+    """Two op classes claimed the same DSL name: a bug in attncc, caught at import."""
+
+
+_REGISTRY: dict[str, Op] = {}
+
+
+def register(cls: type[Op]) -> type[Op]:
+    """Class decorator: add one op to the registry under its DSL name."""
+    if cls.name in _REGISTRY:
+        raise DuplicateOpError(f"op `{cls.name}` is defined twice")
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get_op(name: str, span: Span | None = None) -> Op:
+    op = _REGISTRY.get(name)
+    if op is None:
+        raise NameError_(f"unknown op `{name}`", span, hints=did_you_mean(name, user_ops(), "op"))
+    return op
+
+
+def has_op(name: str) -> bool:
+    return name in _REGISTRY
+
+
+def all_ops() -> dict[str, Op]:
+    return dict(_REGISTRY)
+
+
+def user_ops() -> list[str]:
+    """Op names a spec may call (internal ops such as `align` are inserted by passes only)."""
+    return [n for n, op in _REGISTRY.items() if "internal" not in op.traits]
+
+
+# the shared conversions lowerings use, kept here so each op file stays small
+def perm_or_none(perm: tuple[int, ...]) -> tuple[int, ...] | None:
+    return None if perm == tuple(range(len(perm))) else perm
+
+
+Lowering = Callable[..., str]

@@ -1,0 +1,300 @@
+"""Learned linear maps over named dims: dense and convolution (the excite stage's workhorses)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from attncc.dims import TensorType
+from attncc.ops.base import (
+    BoolArg,
+    Cost,
+    DimsArg,
+    InferContext,
+    IntArg,
+    Map,
+    MapArg,
+    Op,
+    OpError,
+    ParamSpec,
+    Sample,
+    Signature,
+    perm_or_none,
+    register,
+)
+
+
+def _one_dim(side: tuple[str, ...], what: str, op: str, allow_none: bool) -> str | None:
+    if len(side) > 1:
+        raise OpError(f"{op} maps one dim at a time, not `{' '.join(side)}` ({what})", arg="map")
+    if not side and not allow_none:
+        raise OpError(f"{op} needs a {what} dim, not `()`", arg="map")
+    return side[0] if side else None
+
+
+@register
+class Dense(Op):
+    """dense(x, In -> Out, bias: bool = true) -> x with In replaced by Out.
+
+    A learned linear map of one named dim: SE's FC layers, survey eq. (2); CBAM's shared MLP.
+    """
+
+    name = "dense"
+    signature = Signature(
+        tensors=("x",),
+        attrs={"map": MapArg(required=True), "bias": BoolArg(default=True)},
+        positional=("map",),
+    )
+    traits = frozenset({"has_params", "pure"})
+
+    def _dims(self, x: TensorType, m: Map) -> tuple[str, str]:
+        src = _one_dim(m.src, "source", self.name, allow_none=False)
+        dst = _one_dim(m.dst, "destination", self.name, allow_none=False)
+        assert src is not None and dst is not None
+        if src not in x:
+            raise OpError(f"dense maps dim `{src}` but its input has dims {x}", arg="map",
+                          hints=(f"map one of the input's dims: {', '.join(x.dims)}",))
+        if dst != src and dst in x:
+            raise OpError(f"dense would give two dims named `{dst}`", arg="map",
+                          hints=("name the new dim differently, e.g. with `dim D = ...`",))
+        return src, dst
+
+    def infer(self, ctx: InferContext, ins: list[TensorType], attrs: dict[str, Any]) -> TensorType:
+        (x,) = ins
+        src, dst = self._dims(x, attrs["map"])
+        return x.replace(src, (dst,))
+
+    def params(self, ctx, ins, attrs):
+        src, dst = self._dims(ins[0], attrs["map"])
+        n_in, n_out = ctx.require_size(src, "dense"), ctx.require_size(dst, "dense")
+        specs = {"weight": ParamSpec((n_out, n_in), "kaiming_uniform", fan_in=n_in)}
+        if attrs["bias"]:
+            specs["bias"] = ParamSpec((n_out,), "uniform_fan_in", fan_in=n_in)
+        return specs
+
+    def resolve(self, ins, out, attrs):
+        src, _ = self._dims(ins[0], attrs["map"])
+        return {"axis": ins[0].index(src), "rank": ins[0].rank}
+
+    def numpy(self, x, weight, bias=None, *, axis, rank):
+        y = np.moveaxis(x, axis, -1) @ weight.T
+        if bias is not None:
+            y = y + bias
+        return np.moveaxis(y, -1, axis).astype(np.float32)
+
+    def torch(self, e, x, weight, bias=None, *, axis, rank):
+        b = bias if bias is not None else "None"
+        if axis == rank - 1:
+            return f"F.linear({x}, {weight}, {b})"
+        return f"F.linear({x}.movedim({axis}, -1), {weight}, {b}).movedim(-1, {axis})"
+
+    def onnx(self, e, x, weight, bias=None, *, axis, rank):
+        if rank == 2 and axis == 1:
+            ins = [x, weight] + ([bias] if bias is not None else [])
+            return e.op("Gemm", ins, transB=1)
+        perm = list(range(rank))
+        perm.append(perm.pop(axis))  # the mapped dim goes last for MatMul
+        xt = e.op("Transpose", [x], perm=perm) if perm_or_none(tuple(perm)) else x
+        y = e.op("MatMul", [xt, e.op("Transpose", [weight], perm=[1, 0])])
+        if bias is not None:
+            y = e.op("Add", [y, bias])
+        if perm_or_none(tuple(perm)):
+            inverse = [perm.index(i) for i in range(rank)]
+            y = e.op("Transpose", [y], perm=inverse)
+        return y
+
+    def cost(self, in_shapes, out_shape, attrs, param_shapes):
+        # every output element is a dot product over the mapped dim
+        macs = math.prod(out_shape) * param_shapes["weight"][1]
+        return Cost(flops=2 * macs, bytes_moved=4 * (math.prod(in_shapes[0]) + math.prod(out_shape)))
+
+    def samples(self):
+        return [
+            Sample(inputs=(("N", "C"),), attrs={"map": Map(("C",), ("D",))}, sizes={"D": 3}),
+            Sample(inputs=(("N", "C", "H"),), attrs={"map": Map(("C",), ("D",)), "bias": False},
+                   sizes={"D": 4}),
+        ]
+
+
+@register
+class Conv(Op):
+    """conv(x, In -> Out = () -> (), over: dims, k: int, dilation=1, groups=1, padding, bias=true).
+
+    Convolution over the named dims `over` (1-D, 2-D or 3-D by their number), with channels
+    `In` mapped to `Out`; `()` means a single implicit channel, so `conv(z, over=C, k=k)` is
+    ECA's 1-D convolution across channels (survey eq. 11) and `conv(z, S -> (), over=H W, k=7)`
+    is CBAM's spatial gate (eq. 80). Padding defaults to "same" for odd kernels.
+    """
+
+    name = "conv"
+    signature = Signature(
+        tensors=("x",),
+        attrs={
+            "map": MapArg(default=Map((), ())),
+            "over": DimsArg(required=True),
+            "k": IntArg(required=True, min=1, max=63),
+            "dilation": IntArg(default=1, min=1, max=64),
+            "groups": IntArg(default=1, min=1),
+            "padding": IntArg(default=None, min=0),
+            "bias": BoolArg(default=True),
+        },
+        positional=("map",),
+    )
+    traits = frozenset({"has_params", "pure"})
+
+    def _layout(self, x: TensorType, attrs: dict[str, Any]):
+        m: Map = attrs["map"]
+        cin = _one_dim(m.src, "source", self.name, allow_none=True)
+        cout = _one_dim(m.dst, "destination", self.name, allow_none=True)
+        over = attrs["over"]
+        if not 1 <= len(over) <= 3:
+            raise OpError(f"conv runs over 1 to 3 dims, not {len(over)}", arg="over")
+        for d in over:
+            if d not in x:
+                raise OpError(f"conv runs over `{d}` but its input has dims {x}", arg="over")
+        if cin is not None and cin not in x:
+            raise OpError(f"conv maps channel dim `{cin}` but its input has dims {x}", arg="map")
+        if cin is not None and cin in over:
+            raise OpError(f"`{cin}` cannot be both the channel dim and a conv dim", arg="map")
+        batch = [d for d in x.dims if d != cin and d not in over]
+        if len(batch) != 1:
+            raise OpError(
+                f"conv needs exactly one dim besides the channel and `over` dims, found "
+                f"{len(batch)} in {x}", arg="over",
+                hints=("the remaining dim is the batch; reduce or merge the others first",),
+            )
+        if cout is not None and cout != cin and cout in x:
+            raise OpError(f"conv would give two dims named `{cout}`", arg="map")
+        return batch[0], cin, cout, over
+
+    def _padding(self, attrs: dict[str, Any]) -> int:
+        k, dil = attrs["k"], attrs["dilation"]
+        if attrs["padding"] is not None:
+            return attrs["padding"]
+        if k % 2 == 0:
+            raise OpError(f"an even kernel size ({k}) has no centred 'same' padding", arg="k",
+                          hints=("use an odd `k`, or give `padding=` explicitly",))
+        return dil * (k - 1) // 2
+
+    def infer(self, ctx, ins, attrs):
+        (x,) = ins
+        _, cin, cout, _ = self._layout(x, attrs)
+        self._padding(attrs)
+        if cin is None:
+            return x.replace(None, (cout,), at=1) if cout is not None else x
+        return x.replace(cin, (cout,) if cout is not None else ())
+
+    def params(self, ctx, ins, attrs):
+        _, cin, cout, over = self._layout(ins[0], attrs)
+        n_in = ctx.require_size(cin, "conv") if cin else 1
+        n_out = ctx.require_size(cout, "conv") if cout else 1
+        g = attrs["groups"]
+        if n_in % g or n_out % g:
+            raise OpError(f"groups={g} must divide both channel counts ({n_in} -> {n_out})",
+                          arg="groups", kind="hyper")
+        k = attrs["k"]
+        fan_in = n_in // g * k ** len(over)
+        specs = {"weight": ParamSpec((n_out, n_in // g) + (k,) * len(over), "kaiming_uniform",
+                                     fan_in=fan_in)}
+        if attrs["bias"]:
+            specs["bias"] = ParamSpec((n_out,), "uniform_fan_in", fan_in=fan_in)
+        return specs
+
+    def resolve(self, ins, out, attrs):
+        x = ins[0]
+        batch, cin, cout, over = self._layout(x, attrs)
+        canon_in = (batch,) + ((cin,) if cin else ()) + tuple(over)
+        canon_out = (batch,) + ((cout,) if cout else ()) + tuple(over)
+        return {
+            "perm_in": perm_or_none(x.axes(canon_in)),
+            "unsqueeze": cin is None,
+            "squeeze": cout is None,
+            "perm_out": perm_or_none(tuple(canon_out.index(d) for d in out.dims)),
+            "nd": len(over),
+            "padding": self._padding(attrs),
+            "dilation": attrs["dilation"],
+            "groups": attrs["groups"],
+        }
+
+    # ---- lowerings: move to (batch, channel, *spatial), convolve, move back ----
+    def numpy(self, x, weight, bias=None, *, perm_in, unsqueeze, squeeze, perm_out, nd,
+              padding, dilation, groups):
+        if perm_in:
+            x = x.transpose(perm_in)
+        if unsqueeze:
+            x = x[:, None]
+        y = _conv_nd(x, weight, bias, padding, dilation, groups)
+        if squeeze:
+            y = y[:, 0]
+        if perm_out:
+            y = y.transpose(perm_out)
+        return np.ascontiguousarray(y, dtype=np.float32)
+
+    def torch(self, e, x, weight, bias=None, *, perm_in, unsqueeze, squeeze, perm_out, nd,
+              padding, dilation, groups):
+        t = f"{x}.permute{perm_in}" if perm_in else x
+        if unsqueeze:
+            t = f"{t}.unsqueeze(1)"
+        b = bias if bias is not None else "None"
+        t = f"F.conv{nd}d({t}, {weight}, {b}, 1, {padding}, {dilation}, {groups})"
+        if squeeze:
+            t = f"{t}.squeeze(1)"
+        if perm_out:
+            t = f"{t}.permute{perm_out}"
+        return t
+
+    def onnx(self, e, x, weight, bias=None, *, perm_in, unsqueeze, squeeze, perm_out, nd,
+             padding, dilation, groups):
+        t = e.op("Transpose", [x], perm=list(perm_in)) if perm_in else x
+        if unsqueeze:
+            t = e.op("Unsqueeze", [t, e.const_i64((1,))])
+        k = e.param_shape(weight)[2:]
+        ins = [t, weight] + ([bias] if bias is not None else [])
+        t = e.op("Conv", ins, kernel_shape=list(k), pads=[padding] * (2 * nd),
+                 dilations=[dilation] * nd, group=groups, strides=[1] * nd)
+        if squeeze:
+            t = e.op("Squeeze", [t, e.const_i64((1,))])
+        if perm_out:
+            t = e.op("Transpose", [t], perm=list(perm_out))
+        return t
+
+    def cost(self, in_shapes, out_shape, attrs, param_shapes):
+        # MACs = outputs x (input channels per group) x kernel taps = outputs x weight[0].numel
+        macs = math.prod(out_shape) * math.prod(param_shapes["weight"][1:])
+        return Cost(flops=2 * macs, bytes_moved=4 * (math.prod(in_shapes[0]) + math.prod(out_shape)))
+
+    def samples(self):
+        return [
+            Sample(inputs=(("N", "C"),), attrs={"over": ("C",), "k": 3, "bias": False}),
+            Sample(inputs=(("N", "S", "H", "W"),),
+                   attrs={"map": Map(("S",), ()), "over": ("H", "W"), "k": 3}),
+            Sample(inputs=(("N", "C", "H", "W"),),
+                   attrs={"map": Map(("C",), ("D",)), "over": ("W", "H"), "k": 3,
+                          "dilation": 2, "groups": 2}, sizes={"C": 4, "D": 6}),
+        ]
+
+
+def _conv_nd(x, w, b, padding, dilation, groups):
+    """Direct N-d convolution (cross-correlation, as in every framework) in NumPy."""
+    nd = x.ndim - 2
+    pad = [(0, 0), (0, 0)] + [(padding, padding)] * nd
+    xp = np.pad(x, pad)
+    n, cin = x.shape[:2]
+    cout, cin_g = w.shape[:2]
+    k = w.shape[2:]
+    out_sp = [xp.shape[2 + i] - dilation * (k[i] - 1) for i in range(nd)]
+    y = np.zeros((n, cout, *out_sp), dtype=np.float64)
+    cout_g = cout // groups
+    for g in range(groups):
+        xg = xp[:, g * cin_g : (g + 1) * cin_g]
+        wg = w[g * cout_g : (g + 1) * cout_g]
+        for tap in np.ndindex(*k):
+            sl = tuple(slice(tap[i] * dilation, tap[i] * dilation + out_sp[i]) for i in range(nd))
+            patch = xg[(slice(None), slice(None), *sl)]  # n, cin_g, *out_sp
+            wt = wg[(slice(None), slice(None), *tap)]  # cout_g, cin_g
+            y[:, g * cout_g : (g + 1) * cout_g] += np.einsum("nc...,oc->no...", patch, wt)
+    if b is not None:
+        y += b.reshape((1, cout) + (1,) * nd)
+    return y.astype(np.float32)
