@@ -23,7 +23,7 @@ def check(spec: str | Path, *, block: str | None = None,
     return compile_ir(read_source(spec), hyper, _shapes(shapes), block=block)
 
 
-def compile(spec: str | Path, *, block: str | None = None,  # noqa: A001 - the API's name
+def compile(spec: str | Path, *, block: str | None = None,
             shapes: Mapping[str, Sequence[int]] | None = None, seed: int | None = None,
             **hyper: Any) -> Any:
     """Compile a spec (path, bundled name or text) to a torch.nn.Module.

@@ -20,7 +20,7 @@ def module_class(ir: IR) -> tuple[type, PythonCode]:
     linecache.cache[filename] = (len(code.src), None, code.src.splitlines(True), filename)
     mod = types.ModuleType(f"attncc_generated_{ir.block}_{digest}")
     mod.__file__ = filename
-    exec(compile(code.src, filename, "exec"), mod.__dict__)  # noqa: S102 - our own generated code
+    exec(compile(code.src, filename, "exec"), mod.__dict__)  # our own generated code
     cls = mod.__dict__[code.class_name]
     return cls, code
 

@@ -1,0 +1,230 @@
+"""The `attncc` command line: check, export and list specs; renders diagnostics, sets exit codes.
+
+Exit codes: 0 ok, 1 a mistake in the user's input, 2 bad command-line usage, 3 an internal
+error (with a "please report" line; the traceback only with --traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from attncc import __version__
+from attncc.diagnostics import AttnccError, InternalError, use_color
+
+EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """A malformed command-line value (exit code 2)."""
+
+
+# ---- argument helpers ----
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """`--set r=8 --set C=64` -> {"r": 8, "C": 64}."""
+    from attncc.hyper import parse_literal
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise UsageError(f"--set expects NAME=VALUE, got `{item}`")
+        out[key.strip()] = parse_literal(value)
+    return out
+
+
+def parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """`--shape x=2,64,17,23` -> {"x": (2, 64, 17, 23)}."""
+    out: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            dims = tuple(int(v) for v in value.split(","))
+        except ValueError:
+            dims = ()
+        if not sep or not key.strip().isidentifier() or not dims:
+            raise UsageError(f"--shape expects INPUT=N,C,H,W, got `{item}`")
+        out[key.strip()] = dims
+    return out
+
+
+# ---- commands ----
+def cmd_check(args: argparse.Namespace) -> int:
+    from attncc.compiler import compile_ir, read_source
+
+    src = read_source(args.spec)
+    ir = compile_ir(src, parse_sets(args.set), parse_shapes(args.shape) or None, block=args.block)
+    print(summary(ir))
+    return EXIT_OK
+
+
+def summary(ir: Any) -> str:
+    """Block, inputs, hyperparameters, stages with their ops, and the parameter count."""
+    from collections import Counter
+
+    lines = [f"block {ir.block}  ({ir.path})"]
+    for n in ir.inputs:
+        nd = ir.node(n)
+        sizes = ", ".join(f"{d}={ir.dims[d]}" if ir.dims.get(d) is not None else d
+                          for d in nd.out.dims)
+        lines.append(f"  input   {nd.name}: [{sizes}]")
+    if ir.hyper:
+        lines.append("  hyper   " + ", ".join(f"{k}={v}" for k, v in ir.hyper.items()))
+    fixed = {d: s for d, s in ir.dims.items() if s is not None}
+    if fixed:
+        lines.append("  dims    " + ", ".join(f"{d}={s}" for d, s in fixed.items()))
+    by_stage: dict[str, Counter] = {}
+    for n in ir.topo():
+        nd = ir.node(n)
+        if nd.op in ("input", "param", "align"):
+            continue
+        by_stage.setdefault(nd.stage or "-", Counter())[nd.op] += 1
+    lines.append("  stages")
+    for stage, ops in by_stage.items():
+        shown = ", ".join(f"{op}×{c}" if c > 1 else op for op, c in ops.items())
+        lines.append(f"    {stage:<10} {shown}")
+    n_ops = sum(sum(c.values()) for c in by_stage.values())
+    params = ir.parameter_count()
+    buffers = sum(ir.node(n).param.numel for n in ir.params() if ir.node(n).param.buffer)
+    lines.append(f"  ops     {n_ops}")
+    lines.append(f"  params  {params:,}" + (f"  (+{buffers:,} in buffers)" if buffers else ""))
+    if ir.attention:
+        lines.append("  attention maps: " + ", ".join(ir.attention))
+    outs = ", ".join(f"{name}: {ir.node(v).out}" for name, v in ir.outputs)
+    lines.append(f"  returns {outs}")
+    return "\n".join(lines)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from attncc.api import compile as compile_module
+    from attncc.api import to_onnx, verify_onnx
+    from attncc.backends.onnx_export import write_atomic
+
+    shapes = parse_shapes(args.shape)
+    hyper = parse_sets(args.set)
+    module = compile_module(args.spec, shapes=shapes, seed=args.seed, block=args.block, **hyper)
+    ir = module.ir
+    missing = [ir.node(n).name for n in ir.inputs if ir.node(n).name not in shapes]
+    if missing:
+        raise UsageError(f"give an example shape for every input: --shape {missing[0]}=N,C,H,W")
+    model = to_onnx(module, attention_outputs=args.attention)
+    rng = np.random.default_rng(args.seed)
+    inputs = {ir.node(n).name: rng.standard_normal(shapes[ir.node(n).name]).astype(np.float32)
+              for n in ir.inputs}
+    diff = verify_onnx(module, model, inputs)
+    shape_text = " ".join(f"{k}={','.join(map(str, v))}" for k, v in shapes.items())
+    print(f"{ir.block}: {ir.parameter_count():,} parameters, opset "
+          f"{model.opset_import[0].version}, {len(model.graph.node)} ONNX nodes")
+    print(f"onnxruntime vs torch on {shape_text}: max |difference| = {diff:.3g}")
+    if not diff <= args.tol:  # also catches NaN
+        print(f"error: difference {diff:.3g} exceeds the tolerance {args.tol:g}; "
+              f"{args.output} was not written", file=sys.stderr)
+        return EXIT_USER
+    write_atomic(model.SerializeToString(), args.output)
+    print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from attncc.library import spec_paths
+    from attncc.library import summary as spec_summary
+
+    paths = spec_paths()
+    width = max((len(p.stem) for p in paths), default=4)
+    for p in paths:
+        print(f"{p.stem:<{width}}  {spec_summary(p)}")
+    return EXIT_OK
+
+
+# ---- parser ----
+_EXAMPLES = {
+    "check": "examples:\n  attncc check specs/se.attn --set C=64\n"
+             "  attncc check cbam --shape x=2,64,17,23 --set r=8",
+    "export": "examples:\n  attncc export specs/cbam.attn -o cbam.onnx --shape x=2,64,17,23\n"
+              "  attncc export eca -o eca.onnx --shape x=1,256,14,14 --set gamma=3",
+    "list": "example:\n  attncc list",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="attncc",
+        description="Compile declarative attention blocks (.attn) to PyTorch, ONNX and NumPy.",
+        epilog="run `attncc COMMAND --help` for each command's options and examples",
+    )
+    p.add_argument("--version", action="version", version=f"attncc {__version__}")
+    p.add_argument("--traceback", action="store_true",
+                   help="show Python tracebacks for internal errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def spec_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("spec", help="a .attn file or a bundled spec name (see `attncc list`)")
+        sp.add_argument("--set", action="append", default=[], metavar="K=V",
+                        help="bind a hyperparameter or dim size, e.g. --set C=64 (repeatable)")
+        sp.add_argument("--block", help="the block to compile (default: the file's main block)")
+
+    sp = sub.add_parser("check", help="parse and check a spec; print its stages, ops, params",
+                        epilog=_EXAMPLES["check"],
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    spec_args(sp)
+    sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
+                    help="an example input shape; fixes the sizes parameters need (e.g. C)")
+    sp.set_defaults(func=cmd_check)
+
+    sp = sub.add_parser("export", help="export to ONNX and verify it in onnxruntime",
+                        epilog=_EXAMPLES["export"],
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    spec_args(sp)
+    sp.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
+                    required=True, help="example input shape (batch and spatial dims stay "
+                    "dynamic in the exported graph)")
+    sp.add_argument("--seed", type=int, default=0, help="seed for weights and the test input")
+    sp.add_argument("--tol", type=float, default=1e-4,
+                    help="largest accepted |onnxruntime - torch| (default 1e-4)")
+    sp.add_argument("--attention", action="store_true",
+                    help="also output the attention maps (named attention.NAME)")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("list", help="list the bundled specs", epilog=_EXAMPLES["list"],
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sp.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    show_tb = args.traceback or os.environ.get("ATTNCC_TRACEBACK") == "1"
+    try:
+        return args.func(args)
+    except UsageError as err:
+        parser.print_usage(sys.stderr)
+        print(f"attncc: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except InternalError as err:
+        return _internal(err, show_tb)
+    except AttnccError as err:
+        print(err.render(color=use_color(sys.stderr)), file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("attncc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug in attncc: never a bare traceback for the user
+        return _internal(err, show_tb)
+
+
+def _internal(err: BaseException, show_tb: bool) -> int:
+    if show_tb:
+        traceback.print_exception(err)
+    print(f"attncc: internal error: {err}", file=sys.stderr)
+    print("please report this at the attncc issue tracker, with the spec and the command "
+          "(rerun with --traceback for details)", file=sys.stderr)
+    return EXIT_INTERNAL
