@@ -13,14 +13,14 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/ruff check attncc tests examples
+	$(BIN)/ruff check attncc tests examples benchmarks
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
 	$(BIN)/python examples/export_library.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check attncc tests examples
+	$(BIN)/ruff check attncc tests examples benchmarks
 	$(BIN)/ruff format --check attncc
 
 clean:
