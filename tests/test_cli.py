@@ -1,0 +1,131 @@
+"""The command line: exit codes, output, no tracebacks, no partial files, no heavy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+
+from attncc import __version__
+from attncc.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CBAM = str(ROOT / "specs" / "cbam.attn")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "attncc", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120, check=False)
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_list_names_every_bundled_spec(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for spec in (ROOT / "specs").glob("*.attn"):
+        assert spec.stem in out
+
+
+def test_check_prints_summary(capsys):
+    assert main(["check", CBAM, "--set", "C=64"]) == 0
+    out = capsys.readouterr().out
+    assert "block CBAM" in out
+    assert "params  680" in out  # 2 * 64*4 + 4 + 64 (MLP) + 98 (7x7 conv) + 2 (BN affine)
+    assert "squeeze" in out and "excite" in out and "gate" in out
+    assert "attention maps: s_c, s_s" in out
+
+
+def test_check_takes_sizes_from_a_shape(capsys):
+    assert main(["check", "eca", "--shape", "x=2,256,7,5"]) == 0
+    out = capsys.readouterr().out
+    assert "C=256" in out and "k=5" not in out  # k is derived, not a hyperparameter
+    assert "params  5" in out  # ECA at C=256: k = 5, one 1-D kernel
+
+
+def test_export_writes_verified_onnx(tmp_path, capsys):
+    target = tmp_path / "cbam.onnx"
+    assert main(["export", CBAM, "-o", str(target), "--shape", "x=2,64,17,23"]) == 0
+    out = capsys.readouterr().out
+    diff = float(out.split("max |difference| = ")[1].split()[0])
+    assert diff < 1e-5
+    model = onnx.load(target)
+    onnx.checker.check_model(model, full_check=True)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["N", 64, "H", "W"]
+
+
+def test_export_over_tolerance_writes_nothing(tmp_path, capsys):
+    target = tmp_path / "se.onnx"
+    # a negative tolerance can never be met: the file must not appear
+    code = main(["export", "se", "-o", str(target), "--shape", "x=1,32,5,7", "--tol", "-1"])
+    assert code == 1
+    assert "was not written" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_user_error_exits_1_with_diagnostic(tmp_path):
+    bad = tmp_path / "bad.attn"
+    bad.write_text("block B(x: [N, C, H, W]) {\n  y = mean(x, over=H Q)\n  return y\n}\n")
+    r = run_cli("check", str(bad), "--set", "C=8")
+    assert r.returncode == 1
+    assert f"{bad}:2:" in r.stderr and "error:" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["check", "se", "--set", "r"], id="set-without-value"),
+        pytest.param(["export", "se", "-o", "x.onnx", "--shape", "x=2,a"], id="bad-shape"),
+        pytest.param(["frobnicate"], id="unknown-command"),
+    ],
+)
+def test_usage_errors_exit_2(args, capsys):
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    assert code == 2
+
+
+def test_internal_error_exits_3_with_report_line(monkeypatch, capsys):
+    import attncc.cli
+
+    def boom(args):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(attncc.cli, "cmd_list", boom)
+    assert main(["list"]) == 3
+    err = capsys.readouterr().err
+    assert "internal error" in err and "please report" in err
+    assert "Traceback" not in err
+
+
+def test_check_runs_without_torch_or_onnxruntime():
+    # attncc check must work where only the light dependencies are installed
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.modules['onnxruntime'] = None; "
+        "sys.modules['onnx'] = None; from attncc.cli import main; "
+        "sys.exit(main(['check', 'cbam', '--set', 'C=32']))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "block CBAM" in r.stdout
+
+
+def test_import_is_light():
+    code = ("import sys, attncc; heavy = [m for m in ('torch', 'onnx', 'onnxruntime') "
+            "if m in sys.modules]; print(heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, check=True)
+    assert r.stdout.strip() == "[]"
