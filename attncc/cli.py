@@ -1,4 +1,4 @@
-"""The `attncc` command line: check, export and list specs; renders diagnostics, sets exit codes.
+"""The `attncc` command line: check, show, compile, export, list; diagnostics and exit codes.
 
 Exit codes: 0 ok, 1 a mistake in the user's input, 2 bad command-line usage, 3 an internal
 error (with a "please report" line; the traceback only with --traceback).
@@ -131,6 +131,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from attncc.compiler import compile_ir, read_source
+
+    src = read_source(args.spec)
+    ir = compile_ir(src, parse_sets(args.set), parse_shapes(args.shape) or None,
+                    block=args.block, until=args.after)
+    print(ir.dump())
+    return EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from attncc.backends.onnx_export import write_atomic
+    from attncc.backends.torch_codegen import generate
+    from attncc.compiler import compile_ir, read_source
+
+    src = read_source(args.spec)
+    ir = compile_ir(src, parse_sets(args.set), parse_shapes(args.shape) or None,
+                    block=args.block)
+    code = generate(ir)
+    write_atomic(code.src.encode(), args.output)
+    print(f"wrote {args.output}: class {code.class_name}, {ir.parameter_count():,} parameters")
+    return EXIT_OK
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from attncc.library import spec_paths
     from attncc.library import summary as spec_summary
@@ -149,6 +173,10 @@ _EXAMPLES = {
     "export": "examples:\n  attncc export specs/cbam.attn -o cbam.onnx --shape x=2,64,17,23\n"
               "  attncc export eca -o eca.onnx --shape x=1,256,14,14 --set gamma=3",
     "list": "example:\n  attncc list",
+    "show": "examples:\n  attncc show se --set C=64\n"
+            "  attncc show cbam --set C=64 --after infer-shapes",
+    "compile": "examples:\n  attncc compile cbam --set C=256 -o cbam_block.py\n"
+               "  python -c 'import cbam_block, torch; print(cbam_block.CBAM())'",
 }
 
 
@@ -192,6 +220,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--attention", action="store_true",
                     help="also output the attention maps (named attention.NAME)")
     sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("show", help="print the IR, one line per node (dims, op, source, stage)",
+                        epilog=_EXAMPLES["show"],
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    spec_args(sp)
+    sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
+                    help="an example input shape; fixes the sizes parameters need (e.g. C)")
+    sp.add_argument("--after", metavar="PASS",
+                    help="stop the pipeline after this pass (validate, infer-shapes, cse, dce, "
+                    "canonicalize)")
+    sp.set_defaults(func=cmd_show)
+
+    sp = sub.add_parser("compile", help="write the block as a standalone PyTorch .py file",
+                        epilog=_EXAMPLES["compile"],
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    spec_args(sp)
+    sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
+                    help="an example input shape; fixes the sizes parameters need (e.g. C)")
+    sp.add_argument("-o", "--output", required=True, help="the .py file to write")
+    sp.set_defaults(func=cmd_compile)
 
     sp = sub.add_parser("list", help="list the bundled specs", epilog=_EXAMPLES["list"],
                         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -76,6 +76,14 @@ def compile_ir(source: Source, hyper: Mapping[str, Any] | None = None,
                block: str | None = None, opt_level: int = 1,
                until: str | None = None) -> IR:
     """Elaborate and run the pass pipeline; cached by (spec text, hyperparameters, shapes)."""
+    if until is not None:
+        from attncc.passes import PIPELINE
+
+        if until not in PIPELINE:
+            from attncc.diagnostics import did_you_mean
+
+            raise AttnccError(f"no pass named `{until}`",
+                              hints=did_you_mean(until, PIPELINE, "pass"))
     digest = hashlib.sha256(source.text.encode()).hexdigest()
     return _compile_cached(digest, source, _freeze(hyper),
                            tuple(sorted((k, tuple(v)) for k, v in (shapes or {}).items())),

@@ -6,7 +6,7 @@ import difflib
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,13 @@ class AttnccError(Exception):
         self.sources.update(sources)
         return self
 
+    def with_note(self, note: str) -> AttnccError:
+        """Append a note to each diagnostic, e.g. the call through which an error was reached."""
+        self.diagnostics = tuple(
+            replace(d, notes=(*d.notes, note)) for d in self.diagnostics
+        )
+        return self
+
     def render(self, color: bool = False) -> str:
         return "\n".join(render(d, self.sources, color=color) for d in self.diagnostics)
 
@@ -119,7 +126,13 @@ def did_you_mean(word: str, candidates: Iterable[str], what: str = "name") -> tu
         return ()
     shown = ", ".join(f"`{c}`" for c in pool[:24])
     more = f" and {len(pool) - 24} more" if len(pool) > 24 else ""
-    return (f"available {what}s: {shown}{more}",)
+    plural = what + ("es" if what.endswith("s") else "s")
+    return (f"available {plural}: {shown}{more}",)
+
+
+def plural(n: int, word: str) -> str:
+    """`1 argument`, `2 arguments`: a count with its noun."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 _COLORS = {"error": "\x1b[1;31m", "bold": "\x1b[1m", "caret": "\x1b[1;32m", "reset": "\x1b[0m"}
