@@ -126,8 +126,8 @@ def did_you_mean(word: str, candidates: Iterable[str], what: str = "name") -> tu
         return ()
     shown = ", ".join(f"`{c}`" for c in pool[:24])
     more = f" and {len(pool) - 24} more" if len(pool) > 24 else ""
-    plural = what + ("es" if what.endswith("s") else "s")
-    return (f"available {plural}: {shown}{more}",)
+    nouns = what + ("es" if what.endswith("s") else "s")
+    return (f"available {nouns}: {shown}{more}",)
 
 
 def plural(n: int, word: str) -> str:

@@ -8,10 +8,12 @@ and layer names, so `state_dict` keys are stable and readable.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
 
 from attncc import hyper
 from attncc.diagnostics import (
@@ -24,6 +26,7 @@ from attncc.diagnostics import (
     SignatureError,
     Span,
     did_you_mean,
+    plural,
 )
 from attncc.dims import TensorType
 from attncc.ir import IR, Node
@@ -40,7 +43,6 @@ from attncc.ops.base import (
     MapArg,
     Op,
     OpError,
-    ParamSpec,
 )
 from attncc.syntax import ast, parse
 
@@ -108,6 +110,8 @@ class Elaborator(InferContext):
         self.ir = ir
         self.example = dict(example)
         self.diags: list[Diagnostic] = []
+        # the error class of each collected diagnostic, so the raised error keeps the class
+        self.kinds: list[type[AttnccError]] = []
         self.stack: list[_Frame] = []
         # per statement: nodes created, so names can be assigned once the statement is done
         self.created: list[int] = []
@@ -143,15 +147,20 @@ class Elaborator(InferContext):
     def run_top(self, block: ast.Block, bindings: Mapping[str, Any]) -> None:
         frame = _Frame(block, prefix="")
         self.stack.append(frame)
-        known = {p.name.text for p in block.params}
-        input_dims = {d.text for p in block.params if isinstance(p.type, ast.TensorTypeAst)
-                      for d in p.type.dims}
+        tensors = {p.name.text: p for p in block.params if isinstance(p.type, ast.TensorTypeAst)}
+        known = {p.name.text for p in block.params} - set(tensors)
+        input_dims = {d.text for p in tensors.values() for d in p.type.dims}
         for key in bindings:
+            if key in tensors:
+                raise HyperparameterError(
+                    f"`{key}` is an input tensor of `{block.name.text}`, not a hyperparameter",
+                    tensors[key].span,
+                    hints=(_dims_hint(tensors[key].type),))
             if key not in known and key not in input_dims:
                 raise HyperparameterError(
                     f"`{block.name.text}` has no hyperparameter or dim named `{key}`",
                     block.name.span,
-                    hints=did_you_mean(key, known | input_dims, "hyperparameter"),
+                    hints=did_you_mean(key, sorted(known | input_dims), "name"),
                 )
         for p in block.params:
             if isinstance(p.type, ast.TensorTypeAst):
@@ -162,7 +171,7 @@ class Elaborator(InferContext):
         outs = self._body(frame, collect=True)
         self.stack.pop()
         if self.diags:
-            raise AttnccError(self.diags)
+            raise self.collected()
         if outs is None:
             raise SignatureError(f"block `{block.name.text}` has no `return`", block.name.span,
                                  hints=("end the block with `return y`",))
@@ -190,7 +199,9 @@ class Elaborator(InferContext):
         self.ir.inputs.append(nid)
         self._define(frame, p.name, Tensor(nid))
 
-    def _bind_scalar_param(self, frame: _Frame, p: ast.Param, given: Any, top: bool) -> None:
+    def _bind_scalar_param(self, frame: _Frame, p: ast.Param, given: Any, top: bool,
+                           at: Span | None = None) -> None:
+        """Bind a scalar parameter; `at` is the span of the caller's argument, if one was given."""
         tname = p.type.name if isinstance(p.type, ast.ScalarType) else None
         if tname is not None and tname not in _SCALAR_TYPES and tname not in _DIM_TYPES:
             raise NameError_(f"unknown parameter type `{tname}`", p.type.span,
@@ -209,9 +220,21 @@ class Elaborator(InferContext):
             if want is float and isinstance(given, int) and not isinstance(given, bool):
                 given, ok = float(given), True
             if not ok:
+                if tname == "int":
+                    finite = isinstance(given, float) and math.isfinite(given)
+                    how, example = "give it a whole number", max(1, int(given)) if finite else 1
+                elif tname == "bool":
+                    how, example = "give it `true` or `false`", "true"
+                else:
+                    how, example = "give it a number", 1.0
+                setting = f"--set {p.name.text}={example}" if top else f"{p.name.text}={example}"
+                what = (f"hyperparameter `{p.name.text}`" if top
+                        else f"parameter `{p.name.text}` of `{frame.block.name.text}`")
                 raise HyperparameterError(
-                    f"hyperparameter `{p.name.text}` is {tname}, got "
-                    f"{hyper.type_name(given)} {given!r}", p.span)
+                    f"{what} is {tname}, got {hyper.type_name(given)} {_scalar_text(given)}",
+                    at or p.span,
+                    hints=(f"{how}, e.g. `{setting}`",),
+                    notes=(f"`{p.name.text}` is declared at {p.span}",) if at else ())
         self._define(frame, p.name, given)
         if top:
             self.ir.hyper[p.name.text] = given
@@ -221,7 +244,11 @@ class Elaborator(InferContext):
         """Elaborate a block's statements; at top level, keep going after an error."""
         result = None
         for stmt in frame.block.body:
-            if len(self.diags) >= MAX_DIAGNOSTICS:
+            if collect and len(self.diags) >= MAX_DIAGNOSTICS:
+                # like a compiler's error limit: say so rather than stop silently
+                self.diags.append(Diagnostic(
+                    f"too many errors; stopped after {MAX_DIAGNOSTICS}", severity="note",
+                    hints=("fix these and check again",)))
                 break
             try:
                 out = self._stmt(frame, stmt)
@@ -233,12 +260,20 @@ class Elaborator(InferContext):
             except AttnccError as err:
                 if not collect:
                     raise
-                self.diags.extend(err.diagnostics)
+                room = MAX_DIAGNOSTICS - len(self.diags)
+                self.diags.extend(err.diagnostics[:room])
+                self.kinds.append(type(err))
                 self._poison(frame, stmt)
                 continue
             if out is not None:
                 result = out
         return result
+
+    def collected(self) -> AttnccError:
+        """One error carrying every collected diagnostic, of their class when they share one."""
+        kinds = set(self.kinds)
+        cls = kinds.pop() if len(kinds) == 1 else AttnccError
+        return cls(self.diags)
 
     @staticmethod
     def _poison(frame: _Frame, stmt: ast.Stmt) -> None:
@@ -285,7 +320,9 @@ class Elaborator(InferContext):
                     self._current_target = "out"
                     v = self._eval(frame, e)
                     if not isinstance(v, Tensor):
-                        raise SignatureError("a block returns tensors", e.span)
+                        raise SignatureError(
+                            f"a block returns tensors, but `{ast.unparse(e)}` is "
+                            f"{'a number' if hyper.is_scalar(v) else 'not a tensor'}", e.span)
                     if self.created:
                         self._name_statement(frame, "out", v)
                     outs.append((e, v))
@@ -342,13 +379,16 @@ class Elaborator(InferContext):
             raise SignatureError(f"`{name}` is {kind}; call it with arguments", span,
                                  hints=(f"e.g. `{name}(x)`",))
         raise NameError_(f"unknown name `{name}`", span,
-                         hints=did_you_mean(name, [*frame.scope, *self.ir.dims]))
+                         hints=did_you_mean(name, [n for n in (*frame.scope, *self.ir.dims)
+                                                   if n.isidentifier()]))
 
     def require_size_at(self, dim: str, span: Span) -> int:
         try:
             return self.require_size(dim, f"`{dim}` used as a number")
         except OpError as err:
-            raise HyperparameterError(err.message, span, hints=err.hints) from None
+            raise HyperparameterError(
+                f"the size of `{dim}` is used here, but it is only known at run time", span,
+                hints=err.hints) from None
 
     def _scalar(self, expr: ast.Expr) -> hyper.Scalar:
         frame = self.stack[-1]
@@ -363,9 +403,31 @@ class Elaborator(InferContext):
             raise HyperparameterError("a string is not a number", expr.span)
         return hyper.evaluate(expr, lookup)
 
+    def _uses_hint(self, frame: _Frame, e: ast.Expr) -> tuple[str, ...]:
+        """`it uses `C` = 16, `r` = 32`: the values behind a computed number, for hints."""
+        if isinstance(e, ast.Var):
+            return ()  # the message shows its value already
+        shown = []
+        for name in dict.fromkeys(_free_names(e)):
+            v = frame.scope.get(name)
+            if v is None and name not in frame.scope:
+                v = self.ir.dims.get(name)
+            if hyper.is_scalar(v):
+                shown.append(f"`{name}` = {_scalar_text(v)}")
+        return (f"it uses {', '.join(shown)}",) if shown else ()
+
+    @staticmethod
+    def _def_note(frame: _Frame, e: ast.Expr) -> tuple[str, ...]:
+        """For a bare name: where it got its value."""
+        if isinstance(e, ast.Var) and e.name in frame.defined_at:
+            return (f"`{e.name}` is defined at {frame.defined_at[e.name]}",)
+        return ()
+
     def _eval(self, frame: _Frame, e: ast.Expr) -> Any:
         match e:
-            case ast.IntLit(value=v) | ast.FloatLit(value=v) | ast.BoolLit(value=v):
+            case ast.IntLit(value=v) | ast.FloatLit(value=v):
+                return hyper.in_range(v, e.span, "number")
+            case ast.BoolLit(value=v):
                 return v
             case ast.StrLit():
                 raise SignatureError("a string can only be an op's keyword argument", e.span)
@@ -392,24 +454,26 @@ class Elaborator(InferContext):
                     f"`{ast.unparse(e)}` names dims; it can only be an op's argument", e.span)
         raise SignatureError(f"cannot evaluate `{ast.unparse(e)}`", e.span)
 
-    _BINOPS = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+    _BINOPS: ClassVar[dict[str, str]] = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
 
     def _binop(self, frame: _Frame, e: ast.BinOp, op: str, a: Any, b: Any) -> Any:
         for v, side in ((a, e.left), (b, e.right)):
             if isinstance(v, (Layer, Dims)):
                 raise SignatureError(f"`{ast.unparse(side)}` is not a value", side.span)
         if hyper.is_scalar(a) and hyper.is_scalar(b):
-            return hyper.binary(op, a, b, e.span)
+            return hyper.binary(op, a, b, e.span, right=e.right)
         if op not in self._BINOPS:
             raise SignatureError(f"`{op}` works on numbers only, not tensors", e.span)
-        a, b = (self._as_tensor(v, s) for v, s in ((a, e.left), (b, e.right)))
+        a, b = (self._as_tensor(v, s.span) for v, s in ((a, e.left), (b, e.right)))
         return self._apply(get_op(self._BINOPS[op]), [a, b], {}, {}, e.span,
                            tensor_spans=[e.left.span, e.right.span])
 
     def _as_tensor(self, v: Any, span: Span) -> Tensor:
         if isinstance(v, Tensor):
             return v
-        if isinstance(v, bool) or not hyper.is_scalar(v):
+        if isinstance(v, bool):
+            raise SignatureError("expected a tensor or a number, got a bool", span)
+        if not hyper.is_scalar(v):
             raise SignatureError("expected a tensor or a number", span)
         return self._apply(get_op("scalar"), [], {"value": float(v)}, {}, span)
 
@@ -435,8 +499,19 @@ class Elaborator(InferContext):
         if has_op(name) and name in user_ops():
             return self._op_call(frame, get_op(name), call)
         raise NameError_(f"unknown op or block `{name}`", call.func.span,
-                         hints=did_you_mean(name, [*user_ops(), *self.blocks,
-                                                   *hyper.FUNCTIONS], "op"))
+                         hints=self._unknown_call_hints(name))
+
+    def _unknown_call_hints(self, name: str) -> tuple[str, ...]:
+        """A close match among ops, blocks and functions; else what each kind offers."""
+        calling = {f.block.name.text for f in self.stack}
+        blocks = [b for b in self.blocks if b not in calling]
+        close = did_you_mean(name, [*user_ops(), *blocks, *hyper.FUNCTIONS])
+        if close and close[0].startswith("did you mean"):
+            return close
+        hints = did_you_mean(name, user_ops(), "op")
+        if blocks:
+            hints += did_you_mean(name, blocks, "block")
+        return hints
 
     # ---- op calls ----
     def _bind_args(self, frame: _Frame, op: Op, call: ast.Call, partial: bool,
@@ -454,7 +529,7 @@ class Elaborator(InferContext):
             if late:
                 raise SignatureError(
                     "positional argument after a keyword argument", late[0].span,
-                    hints=("list dims side by side, without commas: `over=H W`",),
+                    hints=(_late_positional_hint(sig, call, late[0]),),
                 )
         n_tensors = 0 if partial else (len(positional) if sig.variadic else len(sig.tensors))
         if sig.variadic and not partial:
@@ -462,7 +537,9 @@ class Elaborator(InferContext):
                             if not isinstance(a, (ast.DimMap, ast.NameSeq, ast.Empty)))
         for i, a in enumerate(positional[:n_tensors]):
             v = evaluated[i] if evaluated is not None else self._eval(frame, a)
-            tensors.append(self._as_tensor(v, a.span) if hyper.is_scalar(v)
+            # a number stands for a constant tensor only where it broadcasts: elementwise ops
+            promote = hyper.is_scalar(v) and "elementwise" in op.traits
+            tensors.append(self._as_tensor(v, a.span) if promote
                            else self._need_tensor(v, a, op))
         rest = positional[n_tensors:]
         if len(tensors) < (1 if sig.variadic else len(sig.tensors)) and not partial:
@@ -472,9 +549,10 @@ class Elaborator(InferContext):
                 hints=(f"signature: {_signature_text(op)}",))
         if len(rest) > len(sig.positional):
             extra = rest[len(sig.positional)]
+            n_max = len(sig.tensors) + len(sig.positional)
             raise SignatureError(
-                f"`{op.name}` takes {len(sig.tensors) + len(sig.positional)} positional "
-                f"arguments, got {len(positional)}", extra.span,
+                f"`{op.name}` takes {plural(n_max, 'positional argument')}, got "
+                f"{len(positional)}", extra.span,
                 hints=(f"signature: {_signature_text(op)}",))
         for name, a in zip(sig.positional, rest, strict=False):
             raw[name], spans[name] = a, a.span
@@ -483,8 +561,8 @@ class Elaborator(InferContext):
             if key not in sig.attrs:
                 raise NameError_(
                     f"`{op.name}` has no argument `{key}`", kw.name.span,
-                    hints=did_you_mean(key, sig.attrs, "argument")
-                    + (f"signature: {_signature_text(op)}",))
+                    hints=(*did_you_mean(key, sig.attrs, "argument"),
+                           f"signature: {_signature_text(op)}"))
             if key in raw:
                 raise SignatureError(f"argument `{key}` given twice", kw.span)
             raw[key], spans[key] = kw.value, kw.span
@@ -502,7 +580,9 @@ class Elaborator(InferContext):
 
     def _need_tensor(self, v: Any, a: ast.Expr, op: Op) -> Tensor:
         if not isinstance(v, Tensor):
-            raise SignatureError(f"`{op.name}` expects a tensor here", a.span,
+            got = (f", not the {hyper.type_name(v)} {_scalar_text(v)}" if hyper.is_scalar(v)
+                   else "")
+            raise SignatureError(f"`{op.name}` expects a tensor here{got}", a.span,
                                  hints=(f"signature: {_signature_text(op)}",))
         return v
 
@@ -527,23 +607,30 @@ class Elaborator(InferContext):
         if isinstance(kind, BoolArg):
             v = self._scalar(e)
             if not isinstance(v, bool):
-                raise HyperparameterError(f"`{key}` is true or false, got {v!r}", e.span)
+                raise HyperparameterError(
+                    f"`{key}` of `{op.name}` is true or false, got {v!r}", e.span,
+                    hints=self._uses_hint(frame, e))
             return v
         if isinstance(kind, IntArg):
             v = self._scalar(e)
             if not isinstance(v, int) or isinstance(v, bool):
                 raise HyperparameterError(
                     f"`{key}` of `{op.name}` must be an integer, got {hyper.type_name(v)} {v!r}",
-                    e.span)
+                    e.span, hints=("wrap it in `int(...)`", *self._uses_hint(frame, e)))
             if kind.min is not None and v < kind.min:
-                raise HyperparameterError(f"`{key}` must be at least {kind.min}, got {v}", e.span)
+                raise HyperparameterError(
+                    f"`{key}` of `{op.name}` must be at least {kind.min}, got {v}", e.span,
+                    hints=self._uses_hint(frame, e), notes=self._def_note(frame, e))
             if kind.max is not None and v > kind.max:
-                raise HyperparameterError(f"`{key}` must be at most {kind.max}, got {v}", e.span)
+                raise HyperparameterError(
+                    f"`{key}` of `{op.name}` must be at most {kind.max}, got {v}", e.span,
+                    hints=self._uses_hint(frame, e), notes=self._def_note(frame, e))
             return v
         if isinstance(kind, FloatArg):
             v = self._scalar(e)
             if isinstance(v, bool):
-                raise HyperparameterError(f"`{key}` must be a number, got {v!r}", e.span)
+                raise HyperparameterError(f"`{key}` of `{op.name}` must be a number, got "
+                                          f"{_scalar_text(v)}", e.span)
             v = float(v)
             too_low = kind.min is not None and (v <= kind.min if kind.min_exclusive
                                                 else v < kind.min)
@@ -551,7 +638,9 @@ class Elaborator(InferContext):
                 lo = "" if kind.min is None else f"{'>' if kind.min_exclusive else '>='} {kind.min}"
                 hi = "" if kind.max is None else f"<= {kind.max}"
                 raise HyperparameterError(
-                    f"`{key}` must be {' and '.join(x for x in (lo, hi) if x)}, got {v}", e.span)
+                    f"`{key}` of `{op.name}` must be {' and '.join(x for x in (lo, hi) if x)}, "
+                    f"got {v}", e.span, hints=self._uses_hint(frame, e),
+                    notes=self._def_note(frame, e))
             return v
         raise SignatureError(f"`{key}` cannot be set in a spec", e.span)
 
@@ -588,8 +677,8 @@ class Elaborator(InferContext):
             if v is None:
                 raise NameError_(
                     f"unknown dim `{e.name}`", e.span,
-                    hints=(f"declare it first: `dim {e.name} = ...`",)
-                    + did_you_mean(e.name, self.ir.dims, "dim"))
+                    hints=(f"declare it first: `dim {e.name} = ...`",
+                           *did_you_mean(e.name, self.ir.dims, "dim")))
         if source:
             name = ast.unparse(e)
             if name in self.ir.dims:
@@ -601,11 +690,16 @@ class Elaborator(InferContext):
         if not isinstance(size, int) or isinstance(size, bool):
             raise HyperparameterError(
                 f"dim size `{ast.unparse(e)}` must be an integer, got {size!r}", e.span,
-                hints=("use `//` for integer division",))
+                hints=("use `//` for integer division", *self._uses_hint(frame, e)))
         if size < 1:
+            hints = self._uses_hint(frame, e)
+            if hints and isinstance(e, ast.BinOp) and e.op == "//" and size == 0:
+                a, b = ast.unparse(e.left), ast.unparse(e.right)
+                hints = (f"with {hints[0].removeprefix('it uses ')}, `{a} // {b}` is 0; "
+                         f"`{b}` must not be larger than `{a}`",)
             raise HyperparameterError(
                 f"dim `{ast.unparse(e)}` has size {size}; a dim needs at least 1", e.span,
-                hints=("check the hyperparameters it uses (is `r` larger than `C`?)",))
+                hints=hints)
         name = ast.unparse(e)
         try:
             self.new_dim(name, size)
@@ -674,21 +768,35 @@ class Elaborator(InferContext):
             if isinstance(item, ast.Var) and isinstance(frame.scope.get(item.name), Layer):
                 parts.extend(frame.scope[item.name].parts)
                 continue
-            if isinstance(item, ast.Var):
-                item = ast.Call(item, (), (), item.span)
-            if not isinstance(item, ast.Call) or not has_op(item.func.name) \
-                    or item.func.name not in user_ops():
-                what = item.func.name if isinstance(item, ast.Call) else ast.unparse(item)
-                raise NameError_(
-                    f"`{what}` is not an op", item.span,
-                    hints=("a layer is an op without its input, e.g. `dense(C -> C // r)`, or "
-                           "`seq(...)` of such ops",) + did_you_mean(what, user_ops(), "op"))
-            op = get_op(item.func.name)
-            _, attrs, spans = self._bind_args(frame, op, item, partial=True)
-            parts.append(LayerPart(op, attrs, spans, item.span))
+            if isinstance(item, ast.Call) and item.func.name == "seq":
+                parts.extend(self._layer(frame, name, item).parts)  # nested seq: flattened
+                continue
+            call = ast.Call(item, (), (), item.span) if isinstance(item, ast.Var) else item
+            if not isinstance(call, ast.Call) or call.func.name not in user_ops():
+                raise self._not_a_layer_op(frame, call)
+            op = get_op(call.func.name)
+            _, attrs, spans = self._bind_args(frame, op, call, partial=True)
+            parts.append(LayerPart(op, attrs, spans, call.span))
         if not parts:
             raise SignatureError("a layer needs at least one op", value.span)
         return Layer(name, parts, value.span)
+
+    def _not_a_layer_op(self, frame: _Frame, item: ast.Expr) -> AttnccError:
+        how = ("a layer is an op without its input, e.g. `dense(C -> C // r)`, or `seq(...)` "
+               "of such ops")
+        if not isinstance(item, ast.Call):
+            return SignatureError(f"`{ast.unparse(item)}` is not an op", item.span, hints=(how,))
+        name = item.func.name
+        if name == "seq":
+            return SignatureError("`seq` needs the layers it chains", item.span,
+                                  hints=("e.g. `seq(dense(C -> C // r), relu)`",))
+        if name in self.blocks:
+            return SignatureError(f"`{name}` is a block; a layer is made of ops", item.func.span,
+                                  hints=(how,))
+        if name in frame.scope or name in hyper.FUNCTIONS:
+            return SignatureError(f"`{name}` is not an op", item.func.span, hints=(how,))
+        return NameError_(f"unknown op `{name}`", item.func.span,
+                          hints=(*did_you_mean(name, [*user_ops(), "seq"], "op"), how))
 
     def _apply_layer(self, frame: _Frame, layer: Layer, call: ast.Call) -> Tensor:
         if call.kwargs or len(call.args) != 1:
@@ -698,8 +806,13 @@ class Elaborator(InferContext):
         layer.applications += 1
         for i, part in enumerate(layer.parts):
             base = frame.prefix + layer.name + (f".{i}" if len(layer.parts) > 1 else "")
-            t = self._apply(part.op, [t], part.attrs, part.arg_spans, call.span, part=part,
-                            name=base)
+            try:
+                # the caret goes to the application: that is where the input does not fit
+                t = self._apply(part.op, [t], part.attrs, {}, call.span, part=part, name=base)
+            except AttnccError as err:
+                what = f"`{layer.name}`" if len(layer.parts) == 1 else \
+                    f"part {i} (`{part.op.name}`) of `{layer.name}`"
+                raise err.with_note(f"layer {what} is defined at {part.span}") from None
         return t
 
     # ---- sub-blocks ----
@@ -756,13 +869,18 @@ class Elaborator(InferContext):
                 value = _MISSING if a is None else self._scalar(a)
                 self.stack.append(inner)
                 try:
-                    self._bind_scalar_param(inner, p, value, top=False)
+                    self._bind_scalar_param(inner, p, value, top=False,
+                                            at=None if a is None else a.span)
                 finally:
                     self.stack.pop()
         self.stack.append(inner)
         saved = self.created, self._current_target
         try:
             outs = self._body(inner, collect=False)
+        except CycleError:
+            raise  # its message spells out the chain of calls already
+        except AttnccError as err:
+            raise err.with_note(f"in block `{block.name.text}`, called at {call.span}") from None
         finally:
             self.stack.pop()
             self.created, self._current_target = saved
@@ -784,8 +902,53 @@ class _Missing:
     pass
 
 
+def _dims_hint(t: ast.TensorTypeAst) -> str:
+    if not t.dims:
+        return "a tensor is passed when the block is called, not set"
+    d = t.dims[1 if len(t.dims) > 1 else 0].text
+    shown = ", ".join(n.text for n in t.dims)
+    return f"set the sizes of its dims [{shown}] instead, e.g. `--set {d}=64`"
+
+
+def _free_names(e: ast.Expr):
+    """The names an expression reads, in source order (function names excluded)."""
+    match e:
+        case ast.Var(name=n):
+            yield n
+        case ast.Neg(operand=o):
+            yield from _free_names(o)
+        case ast.BinOp(left=a, right=b):
+            yield from _free_names(a)
+            yield from _free_names(b)
+        case ast.Call(args=args, kwargs=kws):
+            for a in args:
+                yield from _free_names(a)
+            for k in kws:
+                yield from _free_names(k.value)
+
+
+def _scalar_text(v: Any) -> str:
+    """A value as the spec would write it: `true`, `16`, `2.5`."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v)
+
+
 _MISSING = _Missing()
 _POISON = object()
+
+
+def _late_positional_hint(sig: Any, call: ast.Call, late: ast.Expr) -> str:
+    """`over=H, W` is the usual cause: suggest `over=H W` with the user's own names."""
+    where = (late.span.line, late.span.col)
+    before = [k for k in call.kwargs if (k.span.line, k.span.col) < where]
+    kw = before[-1] if before else None
+    if (kw is not None and isinstance(sig.attrs.get(kw.name.text), DimsArg)
+            and isinstance(kw.value, (ast.Var, ast.NameSeq))
+            and isinstance(late, (ast.Var, ast.NameSeq))):
+        dims = f"{ast.unparse(kw.value)} {ast.unparse(late)}"
+        return f"list dims side by side, without commas: `{kw.name.text}={dims}`"
+    return "put positional arguments before keyword arguments"
 
 
 def _signature_text(op: Op) -> str:
@@ -810,42 +973,83 @@ def _default_text(v: Any) -> str:
 # ---- files, imports and the entry block ----
 def load_module(text: str, path: str, library: Path | None = None,
                 sources: dict[str, str] | None = None,
-                _chain: tuple[str, ...] = ()) -> dict[str, ast.Block]:
-    """Parse a file and the files it `use`s; returns every block by name."""
+                _chain: tuple[str, ...] = (), _root: Path | None = None) -> dict[str, ast.Block]:
+    """Parse a file and the files it `use`s; returns every block by name.
+
+    `use` paths are relative to the using file. Every file read must lie inside the folder of
+    the file being compiled (`_root`) or the bundled library.
+    """
     sources = sources if sources is not None else {}
     sources[path] = text
     module = parse(text, path)
+    here = path if path.startswith("<") else str(Path(path).resolve())
+    root = _root or (Path.cwd() if path.startswith("<") else Path(path).parent).resolve()
+    chain = (*_chain, here)
     blocks: dict[str, ast.Block] = {}
     for use in module.uses:
-        target = _resolve_use(use, path, library)
+        target = _resolve_use(use, path, root, library)
         key = str(target)
-        if key in _chain or key == path:
-            chain = " -> ".join([*_chain, path, key])
-            raise CycleError(f"`use` cycle: {chain}", use.span)
-        if len(_chain) > 16:
-            raise CycleError("`use` nested deeper than 16 files", use.span)
-        blocks.update(load_module(target.read_text(encoding="utf-8"), key, library, sources,
-                                  (*_chain, path)))
+        if key in chain:
+            shown = " -> ".join(_chain_name(p, root) for p in (*chain, key))
+            raise CycleError(f"`use` cycle: {shown}", use.path_span or use.span,
+                             hints=("move the blocks both files need into a third file",))
+        if len(chain) > 16:
+            raise CycleError("`use` nested deeper than 16 files", use.path_span or use.span)
+        try:
+            used = target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise NameError_(f"cannot read `{use.path}`: {err}", use.path_span or use.span,
+                             hints=("a `use`d file must be a UTF-8 .attn text file",)) from None
+        blocks.update(load_module(used, key, library, sources, chain, root))
+    mine: dict[str, ast.Block] = {}
     for b in module.blocks:
-        if b.name.text in blocks and blocks[b.name.text].span.path == path:
-            raise NameError_(f"block `{b.name.text}` is defined twice", b.name.span)
-        if has_op(b.name.text):
-            raise NameError_(f"block `{b.name.text}` has the name of an op", b.name.span,
+        if b.name.text in mine:
+            raise NameError_(f"block `{b.name.text}` is defined twice", b.name.span,
+                             hints=("rename one of them",),
+                             notes=(f"first defined at {mine[b.name.text].name.span}",))
+        if has_op(b.name.text) or b.name.text in hyper.FUNCTIONS or b.name.text == "seq":
+            what = "an op" if has_op(b.name.text) else "a builtin function"
+            raise NameError_(f"block `{b.name.text}` has the name of {what}", b.name.span,
                              hints=("rename the block",))
-        blocks[b.name.text] = b
+        mine[b.name.text] = blocks[b.name.text] = b
     return blocks
 
 
-def _resolve_use(use: ast.UseDecl, path: str, library: Path | None) -> Path:
-    base = Path(path).parent if not path.startswith("<") else Path.cwd()
-    roots = [base.resolve()] + ([library.resolve()] if library else [])
-    for root in roots:
-        cand = (root / use.path).resolve()
-        # only files inside the spec's own folder or the bundled library may be read
-        if cand.is_relative_to(root) and cand.is_file():
+def _chain_name(p: str, root: Path) -> str:
+    """A file of a `use` chain, relative to the compiled file's folder when it lies inside."""
+    if p.startswith("<") or not Path(p).is_relative_to(root):
+        return p
+    return Path(p).relative_to(root).as_posix()
+
+
+def _resolve_use(use: ast.UseDecl, path: str, root: Path, library: Path | None) -> Path:
+    here = (Path.cwd() if path.startswith("<") else Path(path).parent).resolve()
+    allowed = [root] + ([library.resolve()] if library else [])
+    bases = [here] + ([library.resolve()] if library else [])
+    span = use.path_span or use.span
+    escapes = True
+    for base in bases:
+        cand = (base / use.path).resolve()
+        # resolve() has followed symlinks, so a link pointing outside is refused as well
+        if not any(cand.is_relative_to(a) for a in allowed):
+            continue
+        escapes = False
+        if cand.is_file():
             return cand
-    raise NameError_(f"cannot find `{use.path}`", use.span,
-                     hints=("`use` paths are relative to the spec's folder and may not leave it",))
+    where = "the compiled spec's folder" + (" (or the bundled library)" if library else "")
+    if escapes:
+        raise NameError_(
+            f"`use` path `{use.path}` leaves the spec's folder", span,
+            hints=(f"`use` reads only files inside {where}; copy the file there",))
+    # suggestions come from the folder the path names, as the user would write them
+    folder = PurePosixPath(use.path).parent
+    dirs = [(base / folder).resolve() for base in bases]
+    near = sorted({(folder / f.name).as_posix() for d in dirs
+                   if d.is_dir() and any(d.is_relative_to(a) for a in allowed)
+                   for f in itertools.islice(d.glob("*.attn"), 200)})
+    raise NameError_(f"cannot find `{use.path}`", span,
+                     hints=("`use` paths are relative to the file that uses them",
+                            *did_you_mean(use.path, near, "file")))
 
 
 def entry_block(blocks: dict[str, ast.Block], path: str, name: str | None,
@@ -879,7 +1083,7 @@ def elaborate(text: str, path: str = "<string>", *, block: str | None = None,
         el = Elaborator(blocks, ir, example or {})
         el.run_top(entry, dict(hyper_values or {}))
         if el.diags:
-            raise AttnccError(el.diags)
+            raise el.collected()
     except AttnccError as err:
         raise err.with_sources(sources) from None
     return ir

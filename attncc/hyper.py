@@ -7,10 +7,18 @@ language and the functions listed in FUNCTIONS are ever evaluated.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from attncc.diagnostics import HyperparameterError, NameError_, Span, did_you_mean
+from attncc.diagnostics import (
+    HyperparameterError,
+    NameError_,
+    SignatureError,
+    Span,
+    did_you_mean,
+    plural,
+)
 from attncc.syntax import ast
 
 Scalar = int | float | bool
@@ -28,33 +36,33 @@ class Function:
 
 def _odd(t: Scalar) -> int:
     if not isinstance(t, int) or isinstance(t, bool):
-        raise TypeError("odd() takes an integer; wrap it in int(...)")
+        raise TypeError(f"needs an integer, got {t!r}; wrap its argument in `int(...)`")
     return t if t % 2 else t + 1
 
 
 def _log2(v: Scalar) -> float:
     if v <= 0:
-        raise ValueError(f"log2 of {v} is undefined")
+        raise ValueError(f"undefined for {v!r}; it needs a positive number")
     return math.log2(v)
 
 
 def _log(v: Scalar) -> float:
     if v <= 0:
-        raise ValueError(f"log of {v} is undefined")
+        raise ValueError(f"undefined for {v!r}; it needs a positive number")
     return math.log(v)
 
 
 def _sqrt(v: Scalar) -> float:
     if v < 0:
-        raise ValueError(f"sqrt of {v} is undefined")
+        raise ValueError(f"undefined for {v!r}; it needs a number >= 0")
     return math.sqrt(v)
 
 
 FUNCTIONS: dict[str, Function] = {
-    "int": Function(lambda v: int(v), (1, 1), "truncate towards zero"),
-    "float": Function(lambda v: float(v), (1, 1), "convert to a real number"),
+    "int": Function(int, (1, 1), "truncate towards zero"),
+    "float": Function(float, (1, 1), "convert to a real number"),
     "abs": Function(abs, (1, 1), "absolute value"),
-    "round": Function(lambda v: round(v), (1, 1), "round half to even"),
+    "round": Function(round, (1, 1), "round half to even"),
     "floor": Function(math.floor, (1, 1), "largest integer not above"),
     "ceil": Function(math.ceil, (1, 1), "smallest integer not below"),
     "log2": Function(_log2, (1, 1), "base-2 logarithm"),
@@ -80,8 +88,11 @@ def type_name(v: object) -> str:
     return type(v).__name__
 
 
-def binary(op: str, a: Scalar, b: Scalar, span: Span) -> Scalar:
-    """Apply one arithmetic operator to two scalars, with the language's rules."""
+def binary(op: str, a: Scalar, b: Scalar, span: Span, right: ast.Expr | None = None) -> Scalar:
+    """Apply one arithmetic operator to two scalars, with the language's rules.
+
+    `right` is the right operand's syntax, named in the hint when it divides by zero.
+    """
     if isinstance(a, bool) or isinstance(b, bool):
         raise HyperparameterError(f"cannot apply `{op}` to a bool", span)
     try:
@@ -104,13 +115,29 @@ def binary(op: str, a: Scalar, b: Scalar, span: Span) -> Scalar:
         else:  # pragma: no cover - the grammar has no other operators
             raise HyperparameterError(f"unknown operator `{op}`", span)
     except ZeroDivisionError:
-        raise HyperparameterError(
-            "division by zero", span, hints=("check the hyperparameters this expression uses",)
-        ) from None
+        if isinstance(right, (ast.IntLit, ast.FloatLit)):
+            hints: tuple[str, ...] = ()  # a literal 0: the message says it all
+        elif right is not None:
+            hints = (f"`{ast.unparse(right)}` is 0 here; check the hyperparameters it uses",)
+        else:
+            hints = ("check the hyperparameters this expression uses",)
+        raise HyperparameterError("division by zero", span, hints=hints) from None
     except OverflowError:
-        raise HyperparameterError("result too large", span) from None
-    if isinstance(r, complex) or abs(r) > _LIMIT:
-        raise HyperparameterError("result out of range", span)
+        raise HyperparameterError("result too large", span, hints=(_RANGE_HINT,)) from None
+    if isinstance(r, complex):
+        raise HyperparameterError(f"`{op}` gives no real number for {a!r} and {b!r}", span)
+    return in_range(r, span)
+
+
+_RANGE_HINT = f"hyperparameter values are limited to ±2**{_LIMIT.bit_length() - 1}"
+
+
+def in_range(r: Scalar, span: Span, what: str = "result") -> Scalar:
+    """`r` itself, or an error when it is nan or beyond ±2**62 (infinities included)."""
+    if isinstance(r, float) and math.isnan(r):
+        raise HyperparameterError(f"{what} is not a number (nan)", span)
+    if abs(r) > _LIMIT:
+        raise HyperparameterError(f"{what} out of range", span, hints=(_RANGE_HINT,))
     return r
 
 
@@ -118,25 +145,29 @@ def call(name: str, args: list[Scalar], span: Span) -> Scalar:
     """Call a function of the table on scalar arguments."""
     fn = FUNCTIONS.get(name)
     if fn is None:
-        raise NameError_(f"unknown function `{name}`", span, hints=did_you_mean(name, FUNCTIONS))
+        raise NameError_(f"unknown function `{name}`", span,
+                         hints=did_you_mean(name, FUNCTIONS, "function"))
     lo, hi = fn.arity
     if not lo <= len(args) <= hi:
-        want = str(lo) if lo == hi else f"{lo} to {hi}"
-        raise HyperparameterError(f"`{name}` takes {want} arguments, got {len(args)}", span)
+        want = plural(lo, "argument") if lo == hi else f"{lo} to {hi} arguments"
+        raise SignatureError(f"`{name}` takes {want}, got {len(args)}", span,
+                             hints=(f"`{name}`: {fn.doc}",))
+    if any(isinstance(a, bool) for a in args):
+        raise HyperparameterError(f"`{name}` takes numbers, not a bool", span)
     try:
         r = fn.fn(*args)
     except (TypeError, ValueError, OverflowError) as err:
-        raise HyperparameterError(f"{name}(): {err}", span) from None
-    if abs(r) > _LIMIT:
-        raise HyperparameterError("result out of range", span)
-    return r
+        raise HyperparameterError(f"`{name}`: {err}", span) from None
+    return in_range(r, span)
 
 
 def evaluate(expr: ast.Expr, lookup: Callable[[ast.Var], Scalar]) -> Scalar:
     """Evaluate a scalar expression; `lookup` resolves names (and raises for unknown ones)."""
     match expr:
-        case ast.IntLit(value=v) | ast.FloatLit(value=v) | ast.BoolLit(value=v):
+        case ast.BoolLit(value=v):
             return v
+        case ast.IntLit(value=v) | ast.FloatLit(value=v):
+            return in_range(v, expr.span, "number")
         case ast.Var():
             return lookup(expr)
         case ast.Neg(operand=o):
@@ -145,8 +176,10 @@ def evaluate(expr: ast.Expr, lookup: Callable[[ast.Var], Scalar]) -> Scalar:
                 raise HyperparameterError("cannot negate a bool", expr.span)
             return -v
         case ast.BinOp(op=op, left=a, right=b):
-            return binary(op, evaluate(a, lookup), evaluate(b, lookup), expr.span)
+            return binary(op, evaluate(a, lookup), evaluate(b, lookup), expr.span, right=b)
         case ast.Call(func=f, args=args, kwargs=kws):
+            if f.name not in FUNCTIONS:  # before its arguments: the name is the first problem
+                return call(f.name, [], f.span)
             if kws:
                 raise HyperparameterError(
                     f"`{f.name}` takes no keyword arguments here", kws[0].span
@@ -164,14 +197,21 @@ def parse_literal(text: str) -> Scalar:
     t = text.strip()
     if t.lower() in ("true", "false"):
         return t.lower() == "true"
-    try:
-        return int(t)
-    except ValueError:
-        pass
-    try:
+    # ASCII digits only: Python's int() and float() also take `1_000` and other scripts' digits
+    if _INT_TEXT.fullmatch(t):
+        v: Scalar = int(t)
+    elif _FLOAT_TEXT.fullmatch(t):
         v = float(t)
-    except ValueError:
-        raise HyperparameterError(f"`{text}` is not a number or a bool") from None
-    if not math.isfinite(v):
+    else:
+        raise HyperparameterError(
+            f"`{text}` is not a number or a bool",
+            hints=("give an integer (`8`), a number (`0.5`, `1e-3`) or `true`/`false`",))
+    if isinstance(v, float) and not math.isfinite(v):
         raise HyperparameterError(f"`{text}` is not a finite number")
+    if abs(v) > _LIMIT:
+        raise HyperparameterError(f"`{text}` is out of range", hints=(_RANGE_HINT,))
     return v
+
+
+_INT_TEXT = re.compile(r"[-+]?[0-9]+", re.ASCII)
+_FLOAT_TEXT = re.compile(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?", re.ASCII)

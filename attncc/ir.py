@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from attncc.diagnostics import InternalError, Span
 from attncc.dims import TensorType
-from attncc.ops.base import ParamSpec
+from attncc.ops.base import InferContext, OpError, ParamSpec
+
+if TYPE_CHECKING:
+    from attncc.ops.base import Cost, Op
 
 
 @dataclass
@@ -99,6 +103,20 @@ class IR:
         return sum(self.node(n).param.numel for n in self.params()
                    if not self.node(n).param.buffer)
 
+    def cost(self, nid: int, bind: dict[str, int] | None = None) -> Cost:
+        """The op's cost facet for one node, at this IR's sizes (`bind` fills run-time dims)."""
+        from attncc.ops import get_op
+
+        nd = self.node(nid)
+        ins = self.inputs_of(nid)
+        k = len(ins) - len(nd.pnames)
+        shapes = [self.shape(self.node(i).out, bind) for i in ins[:k]] + [self.shape(nd.out, bind)]
+        if any(size is None for shape in shapes for size in shape):
+            raise InternalError(f"cost of `{nd.name}` needs the sizes of its run-time dims")
+        params = {p: self.node(i).param.shape for p, i in zip(nd.pnames, ins[k:], strict=True)}
+        attrs = {a: v for a, v in nd.attrs.items() if not a.startswith("_")}
+        return get_op(nd.op).cost(shapes[:-1], shapes[-1], attrs, params)
+
     def stages(self) -> list[str]:
         seen: dict[str, None] = {}
         for n in self.topo():
@@ -135,6 +153,77 @@ class IR:
         outs = ", ".join(f"%{self.node(v).name}" for _, v in self.outputs)
         lines.append(f"return {outs}")
         return "\n".join(lines)
+
+
+class _BuildContext(InferContext):
+    """The shape rules' view of an IR under construction: new dims are registered in it."""
+
+    def __init__(self, ir: IR) -> None:
+        self.ir = ir
+
+    def require_size(self, dim: str, why: str) -> int:
+        size = self.ir.dims.get(dim)
+        if size is None:
+            raise OpError(f"{why} needs the size of `{dim}`", kind="hyper")
+        return size
+
+    def new_dim(self, name: str, size: int) -> None:
+        if self.ir.dims.get(name, size) != size:
+            raise OpError(f"dim `{name}` already has size {self.ir.dims[name]}, not {size}")
+        self.ir.dims[name] = size
+
+    def rename_dim(self, old: str, new: str) -> None:
+        size = self.ir.dims.get(old)
+        if self.ir.dims.get(new, size) != size:
+            raise OpError(f"dim `{new}` already has size {self.ir.dims[new]}")
+        self.ir.dims[new] = size
+
+
+def single_op(op: Op, inputs: Sequence[tuple[str, ...]], attrs: Mapping[str, Any],
+              sizes: Mapping[str, int | None], *, block: str | None = None) -> IR:
+    """A one-op IR: an input per tensor, the op with its parameter nodes, and one output `y`.
+
+    Attributes missing from `attrs` take the signature's defaults, as a spec call would. The
+    IR is as elaborated: run the pass pipeline before lowering it.
+
+    Example:
+        >>> from attncc.ops import get_op
+        >>> ir = single_op(get_op("mean"), [("N", "C", "H")], {"over": ("H",)},
+        ...                {"N": 2, "C": 3, "H": 5})
+        >>> str(ir.node(ir.outputs[0][1]).out)
+        '[N, C]'
+    """
+    sig = op.signature
+    unknown = set(attrs) - set(sig.attrs)
+    if unknown:
+        raise OpError(f"{op.name} has no attribute `{sorted(unknown)[0]}`")
+    full = {k: attrs.get(k, arg.default) for k, arg in sig.attrs.items()}
+    missing = [k for k, arg in sig.attrs.items() if arg.required and k not in attrs]
+    if missing:
+        raise OpError(f"{op.name} needs `{missing[0]}`", arg=missing[0])
+    if sig.variadic:
+        names = [f"{sig.tensors[0]}{i}" for i in range(len(inputs))]
+    elif len(inputs) == len(sig.tensors):
+        names = list(sig.tensors)
+    else:
+        raise OpError(f"{op.name} takes {len(sig.tensors)} tensors, not {len(inputs)}")
+    ir = IR(block=block or op.name)
+    ir.dims.update(sizes)
+    ids = []
+    for name, dims in zip(names, inputs, strict=True):
+        for d in dims:
+            ir.dims.setdefault(d, None)
+        ids.append(ir.add(Node("input", {}, TensorType(tuple(dims)), name)))
+    ir.inputs = list(ids)
+    ctx = _BuildContext(ir)
+    types = [ir.node(i).out for i in ids]
+    out = op.infer(ctx, types, full)
+    specs = op.params(ctx, types, full)
+    pids = [ir.add(Node("param", {}, TensorType(()), f"y.{p}", param=spec))
+            for p, spec in specs.items()]
+    y = ir.add(Node(op.name, full, out, "y", pnames=tuple(specs)), ids + pids)
+    ir.outputs = [("y", y)]
+    return ir
 
 
 def _fmt(v: Any) -> str:

@@ -7,7 +7,7 @@ function. Dims the block does not fix (batch, spatial) become symbolic `dim_para
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -98,8 +98,10 @@ def build_model(ir: IR, weights: Mapping[str, np.ndarray], *, attention_outputs:
                              **{k: env[v] for k, v in low.params.items()}, **low.resolved)
 
     def value_info(name: str, n: int):
-        shape = [d if (d := ir.dims.get(dim)) is not None else dim
-                 for dim in ir.node(n).out.dims]
+        # a broadcast dim has size 1 (as in ir.shape); a run-time dim stays symbolic
+        t = ir.node(n).out
+        shape = [1 if dim in t.bcast else d if (d := ir.dims.get(dim)) is not None else dim
+                 for dim in t.dims]
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
     outputs = list(ir.outputs)
@@ -123,19 +125,32 @@ def build_model(ir: IR, weights: Mapping[str, np.ndarray], *, attention_outputs:
     model.doc_string = f"{ir.block} from {ir.path}"
     try:
         onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as err:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
         raise ExportError(f"the ONNX model failed onnx.checker: {err}") from None
     return model
 
 
 def write_atomic(data: bytes, path: str | os.PathLike) -> None:
-    """Write to a temporary file beside `path`, then rename: never a partial file."""
+    """Write to a temporary file beside `path`, then rename: never a partial file.
+
+    The temporary file is opened like any new file (mode 0o666 less the umask); `mkstemp`'s
+    0o600 would survive the rename and leave an exported model unreadable to others.
+    """
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:  # pragma: no cover - a 48-bit name collision
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        Path(tmp).replace(target)
+            f.flush()
+            os.fsync(f.fileno())  # the rename must not publish data still in flight
+        tmp.replace(target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

@@ -137,6 +137,7 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
     env: dict[int, str] = dict(zip(ir.inputs, args, strict=True))
     env.update(refs)
     body: list[tuple[str, Span | None]] = []
+    returned = {v for _, v in ir.outputs} | set(ir.attention.values())
     for n in ir.topo():
         nd = ir.node(n)
         if nd.op in ("input", "param"):
@@ -147,7 +148,10 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
                             **{k: env[v] for k, v in low.params.items()}, **low.resolved)
         for s in e.pending:
             body.append((s, nd.span))
-        if _IDENT.match(expr) or "constant" in low.op.traits:
+        if "constant" in low.op.traits and n in returned:
+            # a literal inlines into expressions, but forward must return a tensor
+            expr = f"torch.tensor({expr}, dtype=torch.float32)"
+        elif _IDENT.match(expr) or "constant" in low.op.traits:
             env[n] = expr  # an alias or a literal: no statement of its own
             continue
         var = ns.create(nd.name)
@@ -191,7 +195,7 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
         "        with torch.no_grad():",
         *(f"            {s}" for s in reset or ["pass"]),
         "",
-        f"    def forward(self, {', '.join(args)}, return_attention: bool = False):",
+        f"    def forward({', '.join(['self', *args, 'return_attention: bool = False'])}):",
     ]
     for stmt, span in body:
         first, *more = stmt.split("\n")

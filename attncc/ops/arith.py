@@ -114,6 +114,10 @@ class Neg(Op):
     def onnx(self, e, x):
         return e.op("Neg", [x])
 
+    def cost(self, in_shapes, out_shape, attrs, param_shapes):
+        n = math.prod(out_shape)
+        return Cost(flops=n, bytes_moved=8 * n)
+
     def samples(self):
         return [Sample(inputs=(("N", "C"),))]
 

@@ -185,7 +185,11 @@ class Op:
         attrs: dict[str, Any],
         param_shapes: dict[str, tuple[int, ...]],
     ) -> Cost:
-        return Cost(flops=math.prod(out_shape), bytes_moved=4 * math.prod(out_shape))
+        """FLOPs and bytes moved at concrete sizes; `IR.cost(node)` supplies the shapes.
+
+        Tensor shapes are positional (inputs, then the output); parameter shapes come by name.
+        """
+        raise NotImplementedError
 
     def samples(self) -> list[Sample]:
         return []

@@ -124,7 +124,9 @@ class Stack(Op):
         return Cost(bytes_moved=8 * math.prod(out_shape))
 
     def samples(self):
-        return [Sample(inputs=(("N", "H", "W"), ("N", "H", "W")), attrs={"as": "S"}),
+        # three inputs, so the new dim's size (3) differs from every other dim's
+        return [Sample(inputs=(("N", "H", "W"), ("N", "H", "W"), ("N", "W", "H")),
+                       attrs={"as": "S"}),
                 Sample(inputs=(("N", "C"), ("C", "N"), ("N", "C")), attrs={"as": "B", "at": 0})]
 
 

@@ -106,9 +106,9 @@ class Dense(Op):
         return y
 
     def cost(self, in_shapes, out_shape, attrs, param_shapes):
-        # every output element is a dot product over the mapped dim
+        # every output element is a dot product over the mapped dim, on whichever axis it is
         macs = math.prod(out_shape) * param_shapes["weight"][1]
-        return Cost(flops=2 * macs, bytes_moved=4 * (math.prod(in_shapes[0]) + math.prod(out_shape)))
+        return Cost(flops=2 * macs, bytes_moved=_bytes(in_shapes, out_shape, param_shapes))
 
     def samples(self):
         return [
@@ -170,13 +170,18 @@ class Conv(Op):
         return batch[0], cin, cout, over
 
     def _padding(self, attrs: dict[str, Any]) -> int:
-        k, dil = attrs["k"], attrs["dilation"]
-        if attrs["padding"] is not None:
-            return attrs["padding"]
+        # the output keeps the names, so the sizes, of the `over` dims: only "same" padding fits
+        k, dil, pad = attrs["k"], attrs["dilation"], attrs["padding"]
         if k % 2 == 0:
             raise OpError(f"an even kernel size ({k}) has no centred 'same' padding", arg="k",
-                          hints=("use an odd `k`, or give `padding=` explicitly",))
-        return dil * (k - 1) // 2
+                          hints=("use an odd `k`",))
+        same = dil * (k - 1) // 2
+        if pad is not None and pad != same:
+            raise OpError(
+                f"padding={pad} would change the size of the conv dims; conv keeps them, which "
+                f"needs padding={same} for k={k}, dilation={dil}", arg="padding", kind="hyper",
+                hints=(f"leave out `padding` (it defaults to {same})",))
+        return same
 
     def infer(self, ctx, ins, attrs):
         (x,) = ins
@@ -261,19 +266,26 @@ class Conv(Op):
         return t
 
     def cost(self, in_shapes, out_shape, attrs, param_shapes):
-        # MACs = outputs x (input channels per group) x kernel taps = outputs x weight[0].numel
+        # MACs = outputs x (input channels per group) x kernel taps = outputs x weight[0].numel;
+        # dilation spreads the taps without adding any, and padding keeps the `over` sizes
         macs = math.prod(out_shape) * math.prod(param_shapes["weight"][1:])
-        return Cost(flops=2 * macs, bytes_moved=4 * (math.prod(in_shapes[0]) + math.prod(out_shape)))
+        return Cost(flops=2 * macs, bytes_moved=_bytes(in_shapes, out_shape, param_shapes))
 
     def samples(self):
         return [
             Sample(inputs=(("N", "C"),), attrs={"over": ("C",), "k": 3, "bias": False}),
             Sample(inputs=(("N", "S", "H", "W"),),
-                   attrs={"map": Map(("S",), ()), "over": ("H", "W"), "k": 3}),
+                   attrs={"map": Map(("S",), ()), "over": ("H", "W"), "k": 3}, sizes={"S": 3}),
             Sample(inputs=(("N", "C", "H", "W"),),
                    attrs={"map": Map(("C",), ("D",)), "over": ("W", "H"), "k": 3,
                           "dilation": 2, "groups": 2}, sizes={"C": 4, "D": 6}),
         ]
+
+
+def _bytes(in_shapes, out_shape, param_shapes) -> int:
+    """float32 traffic of one pass: read the input and the parameters, write the output."""
+    n = math.prod(in_shapes[0]) + math.prod(out_shape)
+    return 4 * (n + sum(math.prod(shape) for shape in param_shapes.values()))
 
 
 def _conv_nd(x, w, b, padding, dilation, groups):
@@ -281,7 +293,7 @@ def _conv_nd(x, w, b, padding, dilation, groups):
     nd = x.ndim - 2
     pad = [(0, 0), (0, 0)] + [(padding, padding)] * nd
     xp = np.pad(x, pad)
-    n, cin = x.shape[:2]
+    n = x.shape[0]
     cout, cin_g = w.shape[:2]
     k = w.shape[2:]
     out_sp = [xp.shape[2 + i] - dilation * (k[i] - 1) for i in range(nd)]

@@ -52,7 +52,8 @@ class BatchNorm(Op):
             raise OpError(
                 f"batch_norm normalises at most one feature dim; {x} over "
                 f"`{' '.join(over)}` leaves {', '.join(feats)}", arg="over",
-                hints=(f"add the extra dims to `over`, e.g. over={' '.join(over + tuple(feats[1:]))}",),
+                hints=("add the extra dims to `over`, e.g. "
+                       f"over={' '.join(over + tuple(feats[1:]))}",),
             )
         return feats[0] if feats else None
 

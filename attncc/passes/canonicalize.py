@@ -16,7 +16,7 @@ def canonicalize(ir: IR) -> bool:
     align = get_op("align")
     for n in ir.topo():
         nd = ir.node(n)
-        if nd.op in ("input", "param", "align"):
+        if nd.op in ("input", "param"):
             continue
         ins = ir.inputs_of(n)[: len(ir.inputs_of(n)) - len(nd.pnames)]
         targets = get_op(nd.op).aligned_inputs([ir.node(i).out for i in ins], nd.out)

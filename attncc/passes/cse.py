@@ -1,7 +1,8 @@
 """Common-subexpression elimination: merges pure nodes with equal op, attributes and inputs.
 
 Parameters are nodes too, so two applications of a shared layer to the same tensor merge,
-while two different layers (different parameter nodes) never do.
+while two different layers (different parameter nodes) never do. Ops without the `pure`
+trait (batch norm updates its running statistics) are never merged.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ from attncc.passes import ir_pass
 
 def _key(ir: IR, n: int) -> tuple | None:
     nd = ir.node(n)
-    if nd.op in ("input", "param") or "pure" not in get_op(nd.op).traits:
+    if nd.op in ("input", "param"):
+        return None
+    traits = get_op(nd.op).traits
+    if "pure" not in traits:
         return None
     attrs = tuple(sorted((k, repr(v)) for k, v in nd.attrs.items() if not k.startswith("_")))
-    return (nd.op, attrs, tuple(ir.inputs_of(n)), nd.out)
+    ins = ir.inputs_of(n)
+    if "commutative" in traits:
+        # `a + b` and `b + a` are one value; `out` stays in the key, so operands of different
+        # layouts (whose result order depends on the operand order) still never merge
+        k = len(ins) - len(nd.pnames)
+        ins = sorted(ins[:k]) + ins[k:]
+    return (nd.op, attrs, tuple(ins), nd.out)
 
 
 @ir_pass("cse", requires=("infer-shapes",), cleanup=True)

@@ -113,7 +113,8 @@ class Rename:
 
 
 Expr = (
-    Var | IntLit | FloatLit | StrLit | BoolLit | Empty | BinOp | Neg | NameSeq | DimMap | Call | Rename
+    Var | IntLit | FloatLit | StrLit | BoolLit | Empty | BinOp | Neg | NameSeq | DimMap | Call
+    | Rename
 )
 
 
@@ -182,6 +183,7 @@ class Block:
 class UseDecl:
     path: str
     span: Span
+    path_span: Span | None = None  # the quoted path alone, where errors about it point
 
 
 @dataclass(frozen=True)
@@ -192,10 +194,14 @@ class Module:
 
 
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "//": 2, "%": 2, "**": 4}
+_NEG = 3  # unary minus binds tighter than * and looser than **, as in Python
 
 
 def unparse(e: Expr, parent: int = 0) -> str:
-    """Canonical text of an expression: names derived dims (`C//r`) and quotes code in messages."""
+    """Canonical text of an expression: names derived dims (`C//r`) and quotes code in messages.
+
+    Parentheses appear only where needed, so the text parses back to the same tree.
+    """
     match e:
         case Var(name=n):
             return n
@@ -208,10 +214,13 @@ def unparse(e: Expr, parent: int = 0) -> str:
         case Empty():
             return "()"
         case Neg(operand=o):
-            return "-" + unparse(o, 3)
+            text = "-" + unparse(o, _NEG)
+            return f"({text})" if _NEG < parent else text
         case BinOp(op=op, left=a, right=b):
             p = _PRECEDENCE[op]
-            text = f"{unparse(a, p)}{op}{unparse(b, p + 1)}"
+            # `**` groups to the right, the others to the left
+            left, right = (p + 1, p) if op == "**" else (p, p + 1)
+            text = f"{unparse(a, left)}{op}{unparse(b, right)}"
             return f"({text})" if p < parent else text
         case NameSeq(names=ns):
             return " ".join(n.text for n in ns)
@@ -221,5 +230,6 @@ def unparse(e: Expr, parent: int = 0) -> str:
             parts = [unparse(a) for a in args] + [f"{k.name.text}={unparse(k.value)}" for k in kws]
             return f"{f.name}({', '.join(parts)})"
         case Rename(value=v, dims=t):
-            return f"{unparse(v)} as [{', '.join(d.text for d in t.dims)}]"
+            text = f"{unparse(v)} as [{', '.join(d.text for d in t.dims)}]"
+            return f"({text})" if parent > 0 else text
     raise TypeError(f"not an expression: {e!r}")

@@ -30,7 +30,7 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def use_decl(self, meta, children):
         (s,) = children
-        return ast.UseDecl(str(s)[1:-1], self._span(meta))
+        return ast.UseDecl(str(s)[1:-1], self._span(meta), self._tok(s).span)
 
     @v_args(meta=True)
     def block(self, meta, children):

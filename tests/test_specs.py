@@ -1,0 +1,251 @@
+"""Every bundled spec × hyperparameters × input shapes: NumPy, PyTorch and onnxruntime agree.
+
+Besides the three-way differential check, each case checks properties every attention block
+must have: batch independence in eval mode, gradients reaching every parameter, state_dict
+round trips, one ONNX model serving all batch and spatial sizes, and untouched inputs.
+"""
+
+from __future__ import annotations
+
+import io
+from itertools import combinations
+
+import _harness as h
+import numpy as np
+import pytest
+import torch
+
+from attncc.api import onnx_session, state_arrays
+from attncc.backends import numpy_ref
+
+# At least two settings per spec; sizes are chosen so no two dims of a case share a size.
+SETTINGS: dict[str, list[tuple[str, dict]]] = {
+    "se": [("C24-r4", {"C": 24, "r": 4}), ("C40-r8", {"C": 40, "r": 8})],
+    # ECA's k: 3 for C=24, 5 for C=136, 7 for C=40 with gamma=1, b=2
+    "eca": [("C24", {"C": 24}), ("C136", {"C": 136}), ("C40-g1-b2", {"C": 40, "gamma": 1, "b": 2})],
+    "cbam": [("C24-r4-k7", {"C": 24, "r": 4, "k": 7}), ("C40-r8-k3", {"C": 40, "r": 8, "k": 3})],
+}
+# a spec added to specs/ without an entry above still runs, on these
+DEFAULT_SETTINGS = [("C24", {"C": 24}), ("C40", {"C": 40})]
+
+# run-time dims: batch 1, H != W, odd sizes, a map smaller than CBAM's 7x7 kernel
+SHAPES = [
+    pytest.param({"N": 3, "H": 7, "W": 9}, id="n3_h7_w9"),
+    pytest.param({"N": 1, "H": 11, "W": 13}, id="n1_h11_w13"),
+    pytest.param({"N": 4, "H": 3, "W": 10}, id="n4_h3_w10"),
+]
+BASE_SHAPE = {"N": 3, "H": 7, "W": 9}
+
+CASES = [
+    pytest.param(path.stem, hyper, id=f"{path.stem}-{hid}")
+    for path in h.SPEC_PATHS
+    for hid, hyper in SETTINGS.get(path.stem, DEFAULT_SETTINGS)
+]
+
+
+def _label(spec: str, hyper: dict, sizes: dict) -> str:
+    hp = ",".join(f"{k}={v}" for k, v in hyper.items())
+    sz = ",".join(f"{k}={v}" for k, v in sizes.items())
+    return f"specs/{spec}.attn[{hp}] at {sz}"
+
+
+def _module(spec: str, hyper: dict, seed: int = 0, randomize: bool = True):
+    m = h.compile_spec(spec, hyper, seed=seed)
+    return h.randomize_(m, seed + 101) if randomize else m
+
+
+def test_every_bundled_spec_is_covered():
+    assert {p.stem for p in h.SPEC_PATHS} >= {"se", "eca", "cbam"}
+    assert all(len(v) >= 2 for v in SETTINGS.values())
+
+
+def test_eca_settings_cover_three_kernel_sizes():
+    ks = [h.compile_spec("eca", hp).state_dict()["s.weight"].shape[-1]
+          for _, hp in SETTINGS["eca"]]
+    assert ks == [3, 5, 7]
+
+
+@pytest.mark.parametrize("sizes", SHAPES)
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_case_dim_sizes_are_distinct(spec, hyper, sizes):
+    """Guards the table itself: equal sizes could hide an axis mix-up."""
+    ir = h.compile_spec(spec, hyper).ir
+    all_sizes = {d: s for d, s in ir.dims.items() if s is not None}
+    all_sizes.update({d: sizes[d] for d, s in ir.dims.items() if s is None})
+    clashes = [(a, b) for a, b in combinations(all_sizes, 2)
+               if all_sizes[a] == all_sizes[b] and all_sizes[a] != 1]
+    assert not clashes, f"dims with equal sizes in {all_sizes}"
+
+
+# ---- the differential check ----
+@pytest.mark.parametrize("sizes", SHAPES)
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_backends_agree_on_random_weights(spec, hyper, sizes):
+    m = _module(spec, hyper)
+    x = h.make_inputs(m.ir, sizes, seed=5)
+    h.assert_backends_agree(m, x, label=_label(spec, hyper, sizes))
+
+
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_backends_agree_on_default_init(spec, hyper):
+    """The module's own init: zero biases and running means, unit BN weight and variance."""
+    m = _module(spec, hyper, randomize=False)
+    x = h.make_inputs(m.ir, BASE_SHAPE, seed=6)
+    h.assert_backends_agree(m, x, label=_label(spec, hyper, BASE_SHAPE) + " (default init)")
+
+
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_randomize_changes_every_float_tensor(spec, hyper):
+    m = _module(spec, hyper, randomize=False)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    h.randomize_(m, 3)
+    for k, v in m.state_dict().items():
+        if not v.is_floating_point():
+            assert torch.equal(v, before[k]), k
+            continue
+        assert torch.all(v != before[k]), f"{k} kept some default values"
+        assert torch.all(v != 0), f"{k} has zeros"
+        if k.endswith("running_var"):
+            assert torch.all(v > 0), k
+
+
+# ---- properties of the compiled block ----
+@pytest.mark.parametrize("backend", ["numpy", "torch", "ort"])
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_batch_independence_in_eval_mode(spec, hyper, backend):
+    """Changing samples 1.. leaves sample 0's outputs and attention maps unchanged."""
+    m = _module(spec, hyper)
+    run = h.BACKENDS[backend]
+    x = h.make_inputs(m.ir, BASE_SHAPE, seed=7)
+    other = h.make_inputs(m.ir, BASE_SHAPE, seed=8)
+    x2 = {k: np.concatenate([v[:1], other[k][1:]]) for k, v in x.items()}
+    a, b = run(m, x), run(m, x2)
+    for key in a:
+        np.testing.assert_allclose(b[key][0], a[key][0], rtol=1e-6, atol=1e-7, err_msg=key)
+        assert not np.allclose(b[key][1:], a[key][1:]), f"{key}: other samples did not change"
+
+
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_backward_reaches_every_parameter(spec, hyper):
+    m = _module(spec, hyper).train()
+    xs = [torch.from_numpy(v).requires_grad_()
+          for v in h.make_inputs(m.ir, BASE_SHAPE, seed=9).values()]
+    y = m(*xs)
+    w = torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
+    (y * w).sum().backward()
+    for x in xs:
+        assert x.grad is not None and torch.any(x.grad != 0)
+    for name, p in m.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.all(torch.isfinite(p.grad)), name
+        assert torch.any(p.grad != 0), f"{name} got an all-zero gradient"
+
+
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_state_dict_round_trip(spec, hyper):
+    src = _module(spec, hyper, seed=0)
+    dst = _module(spec, hyper, seed=1, randomize=False)  # differently initialised
+    x = h.make_inputs(src.ir, BASE_SHAPE, seed=10)
+    want = h.run_torch(src, x)["y"]
+    assert not np.allclose(h.run_torch(dst, x)["y"], want), "the two modules start out equal"
+    buf = io.BytesIO()
+    torch.save(src.state_dict(), buf)
+    buf.seek(0)
+    dst.load_state_dict(torch.load(buf, weights_only=True), strict=True)
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v), k
+    np.testing.assert_array_equal(h.run_torch(dst, x)["y"], want)
+    np.testing.assert_array_equal(h.run_numpy(dst, x)["y"], h.run_numpy(src, x)["y"])
+
+
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_one_onnx_model_serves_every_batch_and_spatial_size(spec, hyper):
+    m = _module(spec, hyper)
+    model = h.onnx_model(m)
+    for inp, n in zip(model.graph.input, m.ir.inputs, strict=True):
+        dims = inp.type.tensor_type.shape.dim
+        got = [d.dim_param if d.HasField("dim_param") else d.dim_value for d in dims]
+        # run-time dims by name, fixed dims by size: x: [N, C, H, W] -> ["N", C, "H", "W"]
+        want = [d if m.ir.dims[d] is None else m.ir.dims[d] for d in m.ir.node(n).out.dims]
+        assert got == want, inp.name
+        assert {"N", "H", "W"} <= set(got), f"{inp.name}: batch or spatial size is fixed"
+    assert model.graph.input[0].type.tensor_type.shape.dim[1].dim_value == hyper["C"]
+    for out in model.graph.output:
+        lead = out.type.tensor_type.shape.dim[0]
+        assert lead.dim_param == "N", out.name
+    sess = onnx_session(model, optimize=False)
+    for sizes in (p.values[0] for p in SHAPES):
+        x = h.make_inputs(m.ir, sizes, seed=11)
+        want = h.run_torch(m, x)
+        got = dict(zip(h.output_keys(m.ir), sess.run(None, x), strict=True))
+        errors = h.compare(_label(spec, hyper, sizes), ("torch", "ort"), want, got)
+        assert not errors, "\n".join(errors)
+
+
+def _forward_torch_eval(m, x):
+    m.eval()
+    with torch.no_grad():
+        m(*(torch.from_numpy(v) for v in x.values()))  # sharing memory with the arrays
+
+
+def _forward_torch_train(m, x):
+    m.train()
+    m(*(torch.from_numpy(v) for v in x.values())).sum().backward()
+
+
+def _forward_numpy(m, x):
+    numpy_ref.run(m.ir, x, state_arrays(m))
+
+
+FORWARDS = {
+    "numpy": _forward_numpy,
+    "torch-eval": _forward_torch_eval,
+    "torch-train": _forward_torch_train,
+    "ort": h.run_ort,
+}
+
+
+@pytest.mark.parametrize("backend", list(FORWARDS))
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_inputs_are_not_mutated(spec, hyper, backend):
+    m = _module(spec, hyper)
+    x = h.make_inputs(m.ir, BASE_SHAPE, seed=12)
+    before = {k: v.copy() for k, v in x.items()}
+    FORWARDS[backend](m, x)
+    for k, v in x.items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
+# ---- the harness itself: a failure must say what failed ----
+def test_mismatch_names_errors_and_first_index():
+    a = np.zeros((2, 3), dtype=np.float32)
+    b = a.copy()
+    b[1, 2] = 0.5
+    why = h.mismatch(a, b, h.RTOL, h.ATOL)
+    assert "max abs error 0.5" in why and "first at index (1, 2)" in why
+    assert h.mismatch(a, a + 1e-7, h.RTOL, h.ATOL) is None
+    assert "dtypes differ" in h.mismatch(a, a.astype(np.float64), h.RTOL, h.ATOL)
+
+
+def test_disagreement_is_reported_and_dumped(monkeypatch, repro_dir):
+    m = _module("se", {"C": 24, "r": 4})
+    x = h.make_inputs(m.ir, BASE_SHAPE, seed=13)
+    real = h.run_ort
+
+    def broken_ort(module, inputs, model=None):
+        out = real(module, inputs, model)
+        out["y"] = out["y"].copy()
+        out["y"][0, 1, 2, 3] += 1.0
+        return out
+
+    monkeypatch.setattr(h, "run_ort", broken_ort)
+    with pytest.raises(AssertionError) as info:
+        h.assert_backends_agree(m, x, label="specs/se.attn[C=24]")
+    msg = str(info.value)
+    assert "specs/se.attn[C=24]: numpy vs ort disagree on output `y`" in msg
+    assert "torch vs ort" in msg and "numpy vs torch" not in msg
+    assert "first at index (0, 1, 2, 3)" in msg and "max rel error" in msg
+    assert "ReferenceEvaluator agrees with: numpy" in msg
+    folder = repro_dir / "specs_se.attn_C_24_"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "generated.py", "hyper.json", "inputs.npz", "model.onnx", "spec.attn", "state.npz"]
