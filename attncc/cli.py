@@ -192,58 +192,43 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def spec_args(sp: argparse.ArgumentParser) -> None:
+    def command(name: str, help_text: str, func, *, spec: bool = True,
+                shape_required: bool = False) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_text, epilog=_EXAMPLES[name],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.set_defaults(func=func)
+        if not spec:
+            return sp
         sp.add_argument("spec", help="a .attn file or a bundled spec name (see `attncc list`)")
         sp.add_argument("--set", action="append", default=[], metavar="K=V",
                         help="bind a hyperparameter or dim size, e.g. --set C=64 (repeatable)")
         sp.add_argument("--block", help="the block to compile (default: the file's main block)")
+        sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
+                        required=shape_required,
+                        help="an example input shape; fixes the sizes parameters need (e.g. C), "
+                        "while batch and spatial dims stay dynamic")
+        return sp
 
-    sp = sub.add_parser("check", help="parse and check a spec; print its stages, ops, params",
-                        epilog=_EXAMPLES["check"],
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    spec_args(sp)
-    sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
-                    help="an example input shape; fixes the sizes parameters need (e.g. C)")
-    sp.set_defaults(func=cmd_check)
+    command("check", "parse and check a spec; print its stages, ops, params", cmd_check)
 
-    sp = sub.add_parser("export", help="export to ONNX and verify it in onnxruntime",
-                        epilog=_EXAMPLES["export"],
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    spec_args(sp)
+    sp = command("export", "export to ONNX and verify it in onnxruntime", cmd_export,
+                 shape_required=True)
     sp.add_argument("-o", "--output", required=True, help="the .onnx file to write")
-    sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
-                    required=True, help="example input shape (batch and spatial dims stay "
-                    "dynamic in the exported graph)")
     sp.add_argument("--seed", type=int, default=0, help="seed for weights and the test input")
     sp.add_argument("--tol", type=float, default=1e-4,
                     help="largest accepted |onnxruntime - torch| (default 1e-4)")
     sp.add_argument("--attention", action="store_true",
                     help="also output the attention maps (named attention.NAME)")
-    sp.set_defaults(func=cmd_export)
 
-    sp = sub.add_parser("show", help="print the IR, one line per node (dims, op, source, stage)",
-                        epilog=_EXAMPLES["show"],
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    spec_args(sp)
-    sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
-                    help="an example input shape; fixes the sizes parameters need (e.g. C)")
+    sp = command("show", "print the IR, one line per node (dims, op, source, stage)", cmd_show)
     sp.add_argument("--after", metavar="PASS",
                     help="stop the pipeline after this pass (validate, infer-shapes, cse, dce, "
                     "canonicalize)")
-    sp.set_defaults(func=cmd_show)
 
-    sp = sub.add_parser("compile", help="write the block as a standalone PyTorch .py file",
-                        epilog=_EXAMPLES["compile"],
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    spec_args(sp)
-    sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
-                    help="an example input shape; fixes the sizes parameters need (e.g. C)")
+    sp = command("compile", "write the block as a standalone PyTorch .py file", cmd_compile)
     sp.add_argument("-o", "--output", required=True, help="the .py file to write")
-    sp.set_defaults(func=cmd_compile)
 
-    sp = sub.add_parser("list", help="list the bundled specs", epilog=_EXAMPLES["list"],
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    sp.set_defaults(func=cmd_list)
+    command("list", "list the bundled specs", cmd_list, spec=False)
     return p
 
 
