@@ -43,6 +43,7 @@ from attncc.ops.base import (
     MapArg,
     Op,
     OpError,
+    ParamSpec,
 )
 from attncc.syntax import ast, parse
 
@@ -297,6 +298,8 @@ class Elaborator(InferContext):
                 self._define(frame, target, v)
             case ast.LayerDecl(target=target, value=value):
                 self._define(frame, target, self._layer(frame, target.text, value))
+            case ast.ParamDecl(target=target, dims=dims, init=init):
+                self._define(frame, target, self._param_decl(frame, stmt, dims, init))
             case ast.DimDecl(target=target, value=value):
                 size = self._scalar(value)
                 if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -328,6 +331,49 @@ class Elaborator(InferContext):
                     outs.append((e, v))
                 return outs
         return None
+
+    # initialisers a `param` declaration may name, with their positional arguments
+    _PARAM_INITS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "zeros": (), "ones": (), "constant": ("value",), "normal": ("std",),
+        "uniform": ("low", "high"),
+    }
+
+    def _param_decl(self, frame: _Frame, stmt: ast.ParamDecl, dims: ast.TensorTypeAst,
+                    init: ast.Expr | None) -> Tensor:
+        """A learnable tensor: its dims must have compile-time sizes."""
+        names = tuple(d.text for d in dims.dims)
+        shape = []
+        for d in dims.dims:
+            if names.count(d.text) > 1:
+                raise ShapeError(f"dim `{d.text}` appears twice in `{stmt.target.text}`", d.span)
+            if d.text not in self.ir.dims:
+                raise NameError_(f"unknown dim `{d.text}`", d.span,
+                                 hints=did_you_mean(d.text, self.ir.dims, "dim"))
+            try:
+                shape.append(self.require_size(d.text, f"parameter `{stmt.target.text}`"))
+            except OpError as err:
+                raise HyperparameterError(err.message, d.span, hints=err.hints) from None
+        kind, args = "zeros", ()
+        if init is not None:
+            call = init if isinstance(init, ast.Call) else None
+            fname = call.func.name if call else init.name if isinstance(init, ast.Var) else None
+            if fname not in self._PARAM_INITS:
+                raise NameError_(
+                    f"unknown initialiser `{ast.unparse(init)}`", init.span,
+                    hints=("initialisers: zeros, ones, constant(v), normal(std), "
+                           "uniform(low, high)",))
+            want = self._PARAM_INITS[fname]
+            given = call.args if call else ()
+            if len(given) != len(want) or (call and call.kwargs):
+                raise SignatureError(
+                    f"`{fname}` takes {len(want)} argument{'s' if len(want) != 1 else ''}"
+                    + (f" ({', '.join(want)})" if want else ""), init.span)
+            kind, args = fname, tuple(float(self._scalar(a)) for a in given)
+        spec = ParamSpec(tuple(shape), kind, init_args=args)
+        nid = self.ir.add(Node("param", {"declared": True}, TensorType(names),
+                               frame.prefix + stmt.target.text,
+                               stage=frame.stage, span=stmt.span, param=spec))
+        return Tensor(nid)
 
     def _define(self, frame: _Frame, name: ast.Name, value: Any) -> None:
         if name.text in frame.scope and frame.scope[name.text] is not _POISON:

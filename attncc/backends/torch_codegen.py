@@ -233,6 +233,14 @@ def _init_stmt(ref: str, spec: ParamSpec) -> str:
         return f"torch.nn.init.uniform_({ref}, -{bound!r}, {bound!r})"
     if spec.init == "ones":
         return f"{ref}.fill_(1)"
+    if spec.init == "constant":
+        return f"{ref}.fill_({spec.init_args[0]!r})"
     if spec.init == "normal":
-        return f"torch.nn.init.normal_({ref}, std=0.01)"
+        std = spec.init_args[0] if spec.init_args else 0.01
+        return f"torch.nn.init.normal_({ref}, std={std!r})"
+    if spec.init == "uniform":
+        low, high = spec.init_args
+        return f"torch.nn.init.uniform_({ref}, {low!r}, {high!r})"
+    if spec.init != "zeros":
+        raise ValueError(f"no initialiser `{spec.init}`")
     return f"{ref}.zero_()"

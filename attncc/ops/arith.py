@@ -33,7 +33,8 @@ class _Binary(Op):
         return out
 
     def aligned_inputs(self, ins, out):
-        return [None if t.dims == out.dims else TensorType(out.dims) for t in ins]
+        # a rank-0 operand (a number) broadcasts as it is
+        return [None if t.dims == out.dims or not t.dims else TensorType(out.dims) for t in ins]
 
     def numpy(self, a, b):
         return self.apply(a, b).astype(np.float32)

@@ -86,10 +86,13 @@ class ParamSpec:
     """A learnable parameter or a buffer an op needs; `init` names a rule codegen knows."""
 
     shape: tuple[int, ...]
-    init: str = "zeros"  # zeros | ones | kaiming_uniform | uniform_fan_in | normal
+    # zeros | ones | constant(value) | normal(std) | uniform(low, high) | kaiming_uniform
+    # | uniform_fan_in; the arguments of the parametrised ones are `init_args`
+    init: str = "zeros"
     fan_in: int = 1
     buffer: bool = False
     dtype: str = "float32"
+    init_args: tuple[float, ...] = ()
 
     @property
     def numel(self) -> int:

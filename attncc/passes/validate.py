@@ -34,9 +34,12 @@ def validate(ir: IR) -> bool:
         elif n_in != len(op.signature.tensors):
             raise InternalError(f"node `{nd.name}` ({nd.op}) has {n_in} tensor inputs, "
                                 f"expected {len(op.signature.tensors)}")
-        # parameters follow the tensors, one per name in `pnames`
+        # parameters follow the tensors, one per name in `pnames`; a tensor slot holds a
+        # parameter only when it is a spec's `param` declaration used in an expression
         kinds = [ir.node(i).op == "param" for i in ins]
-        if any(kinds[: max(n_in, 0)]) or not all(kinds[max(n_in, 0) :]):
+        owned = [k and not ir.node(i).attrs.get("declared") for k, i in zip(kinds, ins,
+                                                                            strict=True)]
+        if any(owned[: max(n_in, 0)]) or not all(kinds[max(n_in, 0) :]):
             raise InternalError(f"node `{nd.name}` ({nd.op}) mixes tensors and parameters: "
                                 f"inputs {[ir.node(i).name for i in ins]}, params {nd.pnames}")
         attrs = {k for k in nd.attrs if not k.startswith("_")}

@@ -150,6 +150,17 @@ class LayerDecl:
 
 
 @dataclass(frozen=True)
+class ParamDecl:
+    """`param alpha: [C] = ones`: a learnable tensor with named dims and an initialiser."""
+
+    stage: Name | None
+    target: Name
+    dims: TensorTypeAst
+    init: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
 class DimDecl:
     target: Name
     value: Expr
@@ -168,7 +179,7 @@ class Return:
     span: Span
 
 
-Stmt = Assign | LayerDecl | DimDecl | AttentionDecl | Return
+Stmt = Assign | LayerDecl | ParamDecl | DimDecl | AttentionDecl | Return
 
 
 @dataclass(frozen=True)

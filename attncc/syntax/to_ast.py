@@ -70,6 +70,11 @@ class _ToAst(Transformer):
         return ast.LayerDecl(stage, self._tok(target), value, self._span(meta))
 
     @v_args(meta=True)
+    def param_decl(self, meta, children):
+        stage, target, dims, init = children
+        return ast.ParamDecl(stage, self._tok(target), dims, init, self._span(meta))
+
+    @v_args(meta=True)
     def dim_decl(self, meta, children):
         target, value = children
         return ast.DimDecl(self._tok(target), value, self._span(meta))

@@ -19,7 +19,8 @@ CASES = [
                  lambda a, b: a - b.T, id="permuted-operand"),
     pytest.param("block B(x: [N, C, H, W], s: [N, C], m: [N, H, W]) { return x * s + m }", 2,
                  lambda x, s, m: x * s[:, :, None, None] + m[:, None], id="two-broadcasts"),
-    pytest.param("block B(x: [N, C, H, W]) { return x * 0.5 }", 1,
+    # a number is rank 0: it broadcasts as it is, with no align
+    pytest.param("block B(x: [N, C, H, W]) { return x * 0.5 }", 0,
                  lambda x: x * np.float32(0.5), id="scalar"),
     pytest.param("block B(a: [N, H, W], b: [N, W, H]) { return stack(a, b, as=S) }", 1,
                  lambda a, b: np.stack([a, b.transpose(0, 2, 1)], axis=1), id="stack-permuted"),
