@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _harness import assert_backends_agree, randomize_
 
 import attncc
 from attncc.diagnostics import AttnccError
-from _harness import assert_backends_agree, randomize_
 
 GATE = """
 block Gate(x: [N, C, H, W]) {
