@@ -53,11 +53,19 @@ def parse_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
 
 
 # ---- commands ----
+def shapes_for(args: argparse.Namespace, src: Any, hyper: dict[str, Any]) -> dict:
+    """--shape values, else the spec's `example` shapes (with --set dims substituted)."""
+    from attncc.compiler import example_shapes
+
+    return parse_shapes(args.shape) or example_shapes(src, args.block, hyper)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from attncc.compiler import compile_ir, read_source
 
     src = read_source(args.spec)
-    ir = compile_ir(src, parse_sets(args.set), parse_shapes(args.shape) or None, block=args.block)
+    hyper = parse_sets(args.set)
+    ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block)
     print(summary(ir))
     return EXIT_OK
 
@@ -105,14 +113,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     from attncc.api import compile as compile_module
     from attncc.api import to_onnx, verify_onnx
     from attncc.backends.onnx_export import write_atomic
+    from attncc.compiler import read_source
 
-    shapes = parse_shapes(args.shape)
+    src = read_source(args.spec)
     hyper = parse_sets(args.set)
-    module = compile_module(args.spec, shapes=shapes, seed=args.seed, block=args.block, **hyper)
+    shapes = shapes_for(args, src, hyper)
+    module = compile_module(src.path if src.path != "<string>" else src.text, shapes=shapes,
+                            seed=args.seed, block=args.block, **hyper)
     ir = module.ir
     missing = [ir.node(n).name for n in ir.inputs if ir.node(n).name not in shapes]
     if missing:
-        raise UsageError(f"give an example shape for every input: --shape {missing[0]}=N,C,H,W")
+        raise UsageError(f"give an example shape for every input: --shape {missing[0]}=N,C,H,W "
+                         f"(or add `example {missing[0]}: [...]` to the spec)")
     model = to_onnx(module, attention_outputs=args.attention)
     rng = np.random.default_rng(args.seed)
     inputs = {ir.node(n).name: rng.standard_normal(shapes[ir.node(n).name]).astype(np.float32)
@@ -135,8 +147,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from attncc.compiler import compile_ir, read_source
 
     src = read_source(args.spec)
-    ir = compile_ir(src, parse_sets(args.set), parse_shapes(args.shape) or None,
-                    block=args.block, until=args.after)
+    hyper = parse_sets(args.set)
+    ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block,
+                    until=args.after)
     print(ir.dump())
     return EXIT_OK
 
@@ -147,8 +160,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from attncc.compiler import compile_ir, read_source
 
     src = read_source(args.spec)
-    ir = compile_ir(src, parse_sets(args.set), parse_shapes(args.shape) or None,
-                    block=args.block)
+    hyper = parse_sets(args.set)
+    ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block)
     code = generate(ir)
     write_atomic(code.src.encode(), args.output)
     print(f"wrote {args.output}: class {code.class_name}, {ir.parameter_count():,} parameters")
@@ -192,8 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    def command(name: str, help_text: str, func, *, spec: bool = True,
-                shape_required: bool = False) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, func, *, spec: bool = True) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text, epilog=_EXAMPLES[name],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=func)
@@ -204,15 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bind a hyperparameter or dim size, e.g. --set C=64 (repeatable)")
         sp.add_argument("--block", help="the block to compile (default: the file's main block)")
         sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
-                        required=shape_required,
-                        help="an example input shape; fixes the sizes parameters need (e.g. C), "
-                        "while batch and spatial dims stay dynamic")
+                        help="an example input shape (default: the spec's `example`); fixes the "
+                        "sizes parameters need (e.g. C), while batch and spatial dims stay dynamic")
         return sp
 
     command("check", "parse and check a spec; print its stages, ops, params", cmd_check)
 
-    sp = command("export", "export to ONNX and verify it in onnxruntime", cmd_export,
-                 shape_required=True)
+    sp = command("export", "export to ONNX and verify it in onnxruntime", cmd_export)
     sp.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     sp.add_argument("--seed", type=int, default=0, help="seed for weights and the test input")
     sp.add_argument("--tol", type=float, default=1e-4,

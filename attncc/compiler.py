@@ -67,6 +67,38 @@ def example_sizes(ir_inputs: list[tuple[str, tuple[str, ...]]],
     return sizes
 
 
+def _entry(source: Source, block: str | None):
+    from attncc.elaborate import entry_block, load_module
+    from attncc.library import library_dir
+    from attncc.syntax import parse
+
+    sources: dict[str, str] = {}
+    try:
+        blocks = load_module(source.text, source.path, library_dir(), sources)
+        own = [b.name.text for b in parse(source.text, source.path).blocks]
+        return entry_block(blocks, source.path, block, own)
+    except AttnccError as err:
+        raise err.with_sources(sources) from None
+
+
+def example_shapes(source: Source, block: str | None = None,
+                   hyper: Mapping[str, Any] | None = None) -> dict[str, tuple[int, ...]]:
+    """The spec's `example` input shapes, with dims that `hyper` sets replaced by its values."""
+    from attncc.syntax import ast
+
+    entry = _entry(source, block)
+    dims = {p.name.text: [d.text for d in p.type.dims] for p in entry.params
+            if isinstance(p.type, ast.TensorTypeAst)}
+    out: dict[str, tuple[int, ...]] = {}
+    for stmt in entry.body:
+        if isinstance(stmt, ast.ExampleDecl) and stmt.target.text in dims:
+            names = dims[stmt.target.text]
+            out[stmt.target.text] = tuple(
+                int(hyper[d]) if hyper and d in hyper and isinstance(hyper[d], int) else s
+                for d, s in zip(names, stmt.shape, strict=False))
+    return out
+
+
 def _freeze(m: Mapping[str, Any] | None) -> tuple:
     return tuple(sorted((m or {}).items()))
 
@@ -96,17 +128,12 @@ def _compile_cached(digest: str, source: Source, hyper: tuple, shapes: tuple,
     from attncc.elaborate import elaborate
     from attncc.library import library_dir
     from attncc.passes import run_pipeline
-    from attncc.syntax import parse
 
     hyper_d, shapes_d = dict(hyper), dict(shapes)
     example: dict[str, int] = {}
     if shapes_d:
         # the input declarations are needed to map shapes onto dim names
-        from attncc.elaborate import entry_block, load_module
-
-        blocks = load_module(source.text, source.path, library_dir())
-        own = [b.name.text for b in parse(source.text, source.path).blocks]
-        entry = entry_block(blocks, source.path, block, own)
+        entry = _entry(source, block)
         decl = [(p.name.text, tuple(d.text for d in p.type.dims)) for p in entry.params
                 if p.type is not None and hasattr(p.type, "dims")]
         example = example_sizes(decl, shapes_d)

@@ -309,6 +309,17 @@ class Elaborator(InferContext):
                 if target.text in self.ir.dims and self.ir.dims[target.text] != size:
                     raise ShapeError(f"dim `{target.text}` is already defined", target.span)
                 self.ir.dims[target.text] = size
+            case ast.ExampleDecl(target=target, shape=shape):
+                # read by the compiler before elaboration; here only checked against the input
+                v = self._lookup(frame, target.text, target.span)
+                if not isinstance(v, Tensor) or self.ir.node(v.nid).op != "input":
+                    raise SignatureError(f"`example` gives the shape of an input; "
+                                         f"`{target.text}` is not one", target.span)
+                dims = self.ir.node(v.nid).out.dims
+                if len(shape) != len(dims) or min(shape) < 1:
+                    raise ShapeError(
+                        f"example shape of `{target.text}` must be {len(dims)} positive sizes "
+                        f"for [{', '.join(dims)}]", stmt.span)
             case ast.AttentionDecl(names=names):
                 for n in names:
                     v = self._lookup(frame, n.text, n.span)

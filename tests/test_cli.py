@@ -129,3 +129,27 @@ def test_import_is_light():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=60, check=True)
     assert r.stdout.strip() == "[]"
+
+
+def test_export_defaults_to_the_spec_example_shape(tmp_path, capsys):
+    target = tmp_path / "eca.onnx"
+    assert main(["export", "eca", "-o", str(target), "--set", "C=48"]) == 0
+    out = capsys.readouterr().out
+    assert "x=2,48,14,14" in out  # the example shape, with the --set dim substituted
+    assert target.exists()
+
+
+def test_export_without_any_shape_says_how_to_give_one(tmp_path, capsys):
+    spec = tmp_path / "b.attn"
+    spec.write_text("block B(x: [N, C]) { return relu(x) }\n")
+    assert main(["export", str(spec), "-o", str(tmp_path / "b.onnx")]) == 2
+    assert "example x: [...]" in capsys.readouterr().err
+    assert not (tmp_path / "b.onnx").exists()
+
+
+def test_example_shape_must_fit_the_input(tmp_path):
+    spec = tmp_path / "b.attn"
+    spec.write_text("block B(x: [N, C]) {\n  example x: [2, 3, 4]\n  return relu(x)\n}\n")
+    r = run_cli("check", str(spec))
+    assert r.returncode == 1
+    assert f"{spec}:2:3: error: example shape of `x` must be 2 positive sizes" in r.stderr

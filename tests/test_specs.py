@@ -18,14 +18,26 @@ import torch
 from attncc.api import onnx_session, state_arrays
 from attncc.backends import numpy_ref
 
-# At least two settings per spec; sizes are chosen so no two dims of a case share a size.
+# At least two settings per spec; sizes are chosen so no two dims of a case share a size
+# (the run-time sizes below are 1, 3, 4, 7, 9, 10, 11, 13; pooled dims halve them).
 SETTINGS: dict[str, list[tuple[str, dict]]] = {
     "se": [("C24-r4", {"C": 24, "r": 4}), ("C40-r8", {"C": 40, "r": 8})],
     # ECA's k: 3 for C=24, 5 for C=136, 7 for C=40 with gamma=1, b=2
     "eca": [("C24", {"C": 24}), ("C136", {"C": 136}), ("C40-g1-b2", {"C": 40, "gamma": 1, "b": 2})],
     "cbam": [("C24-r4-k7", {"C": 24, "r": 4, "k": 7}), ("C40-r8-k3", {"C": 40, "r": 8, "k": 3})],
+    "simam": [("C24", {"C": 24}), ("C40-lam0.1", {"C": 40, "lam": 0.1})],
+    "scse": [("C24-r2", {"C": 24, "r": 2}), ("C40-r8", {"C": 40, "r": 8})],
+    "triplet": [("C24-k7", {"C": 24, "k": 7}), ("C40-k3", {"C": 40, "k": 3})],
+    "bam": [("C48-r4-d4", {"C": 48, "r": 4, "d": 4}), ("C40-r8-d2", {"C": 40, "r": 8, "d": 2})],
+    "gc": [("C24-r4", {"C": 24, "r": 4}), ("C40-r8", {"C": 40, "r": 8})],
+    "nonlocal": [("C24-r2", {"C": 24, "r": 2}), ("C40-r5", {"C": 40, "r": 5})],
+    "danet": [("C24-r4", {"C": 24, "r": 4}), ("C40-r8", {"C": 40, "r": 8})],
+    "sk": [("C24-g4-r4-L8", {"C": 24, "groups": 4, "r": 4, "L": 8}),
+           ("C40-g8-r8-L2", {"C": 40, "groups": 8, "r": 8, "L": 2})],
+    "srm": [("C24", {"C": 24}), ("C40", {"C": 40})],
+    "gct": [("C24", {"C": 24}), ("C40-eps1e-3", {"C": 40, "eps": 1e-3})],
 }
-# a spec added to specs/ without an entry above still runs, on these
+# a spec added to specs/ without an entry above still runs, on these (and a test says so)
 DEFAULT_SETTINGS = [("C24", {"C": 24}), ("C40", {"C": 40})]
 
 # run-time dims: batch 1, H != W, odd sizes, a map smaller than CBAM's 7x7 kernel
@@ -55,8 +67,11 @@ def _module(spec: str, hyper: dict, seed: int = 0, randomize: bool = True):
 
 
 def test_every_bundled_spec_is_covered():
-    assert {p.stem for p in h.SPEC_PATHS} >= {"se", "eca", "cbam"}
+    stems = {p.stem for p in h.SPEC_PATHS}
+    assert stems >= {"se", "eca", "cbam"}
     assert all(len(v) >= 2 for v in SETTINGS.values())
+    missing = sorted(stems - set(SETTINGS))
+    assert not missing, f"add test settings for {missing} to SETTINGS"
 
 
 def test_eca_settings_cover_three_kernel_sizes():

@@ -1,6 +1,17 @@
 """The op registry: every op the language knows, one class each, one family per module."""
 
-from attncc.ops import activation, arith, layout, linear, norm, reduce  # noqa: F401 - registers
+from attncc.ops import (  # noqa: F401 - importing a family module registers its ops
+    activation,
+    arith,
+    broadcast,
+    contract,
+    layout,
+    linear,
+    norm,
+    pool,
+    reduce,
+    softmax,
+)
 from attncc.ops.base import Op, all_ops, get_op, has_op, register, user_ops
 
 __all__ = ["Op", "all_ops", "get_op", "has_op", "register", "user_ops"]

@@ -95,6 +95,48 @@ class Div(_Binary):
     apply = staticmethod(np.divide)
 
 
+class _Extremum(_Binary):
+    """Element-wise max/min; torch's `maximum`/`minimum` take tensors only, so a number
+    operand (an inlined `scalar`) becomes a clamp bound instead."""
+
+    traits = _Binary.traits | {"commutative"}
+    torch_fn = ""
+    clamp = ""
+
+    def torch(self, e, a, b):
+        if _is_number(b):
+            return f"torch.{self.clamp}({a}, {b})"
+        if _is_number(a):
+            return f"torch.{self.clamp}({b}, {a})"
+        return f"torch.{self.torch_fn}({a}, {b})"
+
+
+def _is_number(expr: str) -> bool:
+    try:
+        float(expr)
+    except ValueError:
+        return False
+    return True
+
+
+@register
+class Maximum(_Extremum):
+    """maximum(a, b) -> broadcast(a, b).  The element-wise larger operand, e.g. `maximum(x, 0)`."""
+
+    name = "maximum"
+    verb, onnx_op, torch_fn, clamp = "take the maximum of", "Max", "maximum", "clamp_min"
+    apply = staticmethod(np.maximum)
+
+
+@register
+class Minimum(_Extremum):
+    """minimum(a, b) -> broadcast(a, b).  The element-wise smaller operand."""
+
+    name = "minimum"
+    verb, onnx_op, torch_fn, clamp = "take the minimum of", "Min", "minimum", "clamp_max"
+    apply = staticmethod(np.minimum)
+
+
 @register
 class Neg(Op):
     """neg(x) -> x.  `-x`."""

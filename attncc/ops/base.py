@@ -131,8 +131,15 @@ class InferContext:
         """The concrete size of `dim`; raises a diagnostic when it is only known at run time."""
         raise NotImplementedError
 
-    def new_dim(self, name: str, size: int) -> None:  # pragma: no cover - protocol
+    def new_dim(self, name: str, size: int | None) -> None:  # pragma: no cover - protocol
+        """Declare a dim the op creates; `size` None: known only at run time."""
         raise NotImplementedError
+
+    def known_size(self, dim: str) -> int | None:
+        """The size of `dim` if the block fixes it, else None; unlike `require_size` it never
+        pins a run-time dim. Every implementer builds or reads an IR as `self.ir`."""
+        ir = getattr(self, "ir", None)
+        return None if ir is None else ir.dims.get(dim)
 
     def rename_dim(self, old: str, new: str) -> None:  # pragma: no cover - protocol
         """Declare `new` as a dim of the same size as `old`."""

@@ -8,7 +8,17 @@ from typing import Any
 import numpy as np
 
 from attncc.dims import TensorType
-from attncc.ops.base import Cost, DimsArg, InferContext, Op, OpError, Sample, Signature, register
+from attncc.ops.base import (
+    Cost,
+    DimsArg,
+    InferContext,
+    IntArg,
+    Op,
+    OpError,
+    Sample,
+    Signature,
+    register,
+)
 
 
 class _Reduce(Op):
@@ -88,3 +98,98 @@ class Sum(_Reduce):
     onnx_op = "ReduceSum"
     torch_method = "sum"
     numpy_fn = staticmethod(np.sum)
+
+
+@register
+class L2(_Reduce):
+    """l2(x, over: dims) -> x without `over`.  Euclidean norm sqrt(sum x^2), e.g. F.normalize."""
+
+    name = "l2"
+    onnx_op = "ReduceL2"
+
+    def numpy(self, x, *, axes):
+        return np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=axes)).astype(np.float32)
+
+    def torch(self, e, x, *, axes):
+        return f"torch.linalg.vector_norm({x}, dim={axes})"
+
+
+@register
+class LogSumExp(_Reduce):
+    """logsumexp(x, over: dims) -> x without `over`.  log sum exp x, computed as m + log sum exp(x - m).
+
+    The smooth maximum; ONNX ReduceLogSumExp (onnxruntime subtracts the maximum as well).
+    """
+
+    name = "logsumexp"
+    onnx_op = "ReduceLogSumExp"
+    torch_method = "logsumexp"
+
+    def numpy(self, x, *, axes):
+        m = np.max(x, axis=axes, keepdims=True).astype(np.float64)
+        s = np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True)) + m
+        return np.squeeze(s, axis=axes).astype(np.float32)
+
+
+class _Moment(_Reduce):
+    """Variance-like reductions: sum (x - mean)^2 / (n - correction), n the reduced count.
+
+    n is the product of the reduced dims' run-time sizes, so in ONNX it is read from Shape.
+    """
+
+    signature = Signature(
+        tensors=("x",),
+        attrs={"over": DimsArg(required=True), "correction": IntArg(required=True, min=0)},
+        positional=("over",),
+    )
+    root = False
+
+    def resolve(self, ins, out, attrs):
+        return {"axes": ins[0].axes(attrs["over"]), "correction": int(attrs["correction"])}
+
+    def numpy(self, x, *, axes, correction):
+        v = np.var(x.astype(np.float64), axis=axes, ddof=correction)
+        return (np.sqrt(v) if self.root else v).astype(np.float32)
+
+    def torch(self, e, x, *, axes, correction):
+        return f"torch.{self.name}({x}, dim={axes}, correction={correction})"
+
+    def onnx(self, e, x, *, axes, correction):
+        ax = e.const_i64(axes)
+        d = e.op("Sub", [x, e.op("ReduceMean", [x, ax], keepdims=1)])
+        ss = e.op("ReduceSum", [e.op("Mul", [d, d]), ax], keepdims=0)
+        sizes = e.op("Cast", [e.op("Gather", [e.op("Shape", [x]), ax], axis=0)], to=1)  # FLOAT
+        n = e.op("ReduceProd", [sizes], keepdims=0)
+        if correction:
+            n = e.op("Sub", [n, e.const_f32(float(correction))])
+        v = e.op("Div", [ss, n])
+        return e.op("Sqrt", [v]) if self.root else v
+
+    def cost(self, in_shapes, out_shape, attrs, param_shapes):
+        return Cost(flops=4 * math.prod(in_shapes[0]), bytes_moved=8 * math.prod(in_shapes[0]))
+
+    def samples(self):
+        return [
+            Sample(inputs=(("N", "C", "H", "W"),), attrs={"over": ("H", "W"), "correction": 1}),
+            Sample(inputs=(("N", "C", "H", "W"),), attrs={"over": ("C",), "correction": 0}),
+            Sample(inputs=(("N", "C", "T"),), attrs={"over": ("T", "N"), "correction": 2}),
+        ]
+
+
+@register
+class Var(_Moment):
+    """var(x, over: dims, correction: int) -> x without `over`.  Divisor n - correction.
+
+    No default: torch's is unbiased (1) while SimAM's energy uses sum/(HW - 1) with a mean over
+    HW, and LayerNorm-like statistics use 0; the spec states which.
+    """
+
+    name = "var"
+
+
+@register
+class Std(_Moment):
+    """std(x, over: dims, correction: int) -> x without `over`.  sqrt of `var` with that divisor."""
+
+    name = "std"
+    root = True

@@ -168,6 +168,15 @@ class DimDecl:
 
 
 @dataclass(frozen=True)
+class ExampleDecl:
+    """`example x: [2, 64, 14, 14]`: a shape to compile, export and test the block at."""
+
+    target: Name
+    shape: tuple[int, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class AttentionDecl:
     names: tuple[Name, ...]
     span: Span
@@ -179,7 +188,7 @@ class Return:
     span: Span
 
 
-Stmt = Assign | LayerDecl | ParamDecl | DimDecl | AttentionDecl | Return
+Stmt = Assign | LayerDecl | ParamDecl | DimDecl | ExampleDecl | AttentionDecl | Return
 
 
 @dataclass(frozen=True)

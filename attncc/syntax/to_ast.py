@@ -80,6 +80,12 @@ class _ToAst(Transformer):
         return ast.DimDecl(self._tok(target), value, self._span(meta))
 
     @v_args(meta=True)
+    def example_decl(self, meta, children):
+        target, *sizes = children
+        return ast.ExampleDecl(self._tok(target), tuple(int(t) for t in sizes if t is not None),
+                               self._span(meta))
+
+    @v_args(meta=True)
     def attention_decl(self, meta, children):
         return ast.AttentionDecl(tuple(self._tok(t) for t in children), self._span(meta))
 
