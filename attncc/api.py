@@ -12,7 +12,8 @@ from attncc.ir import IR
 
 
 def check(spec: str | Path, *, block: str | None = None,
-          shapes: Mapping[str, Sequence[int]] | None = None, **hyper: Any) -> IR:
+          shapes: Mapping[str, Sequence[int]] | None = None, preset: str | None = None,
+          **hyper: Any) -> IR:
     """Parse, elaborate and check a spec; returns its IR or raises AttnccError.
 
     Example:
@@ -20,12 +21,12 @@ def check(spec: str | Path, *, block: str | None = None,
         >>> attncc.check("se", C=64).parameter_count()
         580
     """
-    return compile_ir(read_source(spec), hyper, _shapes(shapes), block=block)
+    return compile_ir(read_source(spec), hyper, _shapes(shapes), block=block, preset=preset)
 
 
 def compile(spec: str | Path, *, block: str | None = None,
             shapes: Mapping[str, Sequence[int]] | None = None, seed: int | None = None,
-            **hyper: Any) -> Any:
+            preset: str | None = None, **hyper: Any) -> Any:
     """Compile a spec (path, bundled name or text) to a torch.nn.Module.
 
     Example:
@@ -37,7 +38,7 @@ def compile(spec: str | Path, *, block: str | None = None,
     from attncc.backends.torch_module import build_module
 
     src = read_source(spec)
-    ir = compile_ir(src, hyper, _shapes(shapes), block=block)
+    ir = compile_ir(src, hyper, _shapes(shapes), block=block, preset=preset)
     if seed is not None:
         import torch
 

@@ -60,19 +60,29 @@ def shapes_for(args: argparse.Namespace, src: Any, hyper: dict[str, Any]) -> dic
     return parse_shapes(args.shape) or example_shapes(src, args.block, hyper)
 
 
+def hyper_for(args: argparse.Namespace, src: Any) -> dict[str, Any]:
+    """--set values over the chosen --preset's."""
+    from attncc.compiler import apply_preset
+
+    return apply_preset(src, args.preset, parse_sets(args.set), args.block)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    from attncc.compiler import compile_ir, read_source
+    from attncc.compiler import compile_ir, presets, read_source
 
     src = read_source(args.spec)
-    hyper = parse_sets(args.set)
-    ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block)
-    print(summary(ir))
+    hyper = hyper_for(args, src)
+    ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block,
+                    preset=args.preset)
+    print(summary(ir, presets(src, args.block)))
     return EXIT_OK
 
 
-def summary(ir: Any) -> str:
+def summary(ir: Any, presets: dict[str, dict[str, Any]] | None = None) -> str:
     """Block, inputs, hyperparameters, stages with their ops, and the parameter count."""
     from collections import Counter
+
+    from attncc.ops import get_op
 
     lines = [f"block {ir.block}  ({ir.path})"]
     for n in ir.inputs:
@@ -81,15 +91,20 @@ def summary(ir: Any) -> str:
                           for d in nd.out.dims)
         lines.append(f"  input   {nd.name}: [{sizes}]")
     if ir.hyper:
-        lines.append("  hyper   " + ", ".join(f"{k}={v}" for k, v in ir.hyper.items()))
+        chosen = f"  (preset {ir.preset})" if ir.preset else ""
+        lines.append("  hyper   " + ", ".join(f"{k}={v}" for k, v in ir.hyper.items()) + chosen)
+    if presets:
+        lines.append("  presets " + "; ".join(
+            f"{name}: " + ", ".join(f"{k}={v}" for k, v in values.items())
+            for name, values in presets.items()))
     fixed = {d: s for d, s in ir.dims.items() if s is not None}
     if fixed:
         lines.append("  dims    " + ", ".join(f"{d}={s}" for d, s in fixed.items()))
     by_stage: dict[str, Counter] = {}
     for n in ir.topo():
         nd = ir.node(n)
-        if nd.op in ("input", "param", "align"):
-            continue
+        if nd.op in ("input", "param") or "internal" in get_op(nd.op).traits:
+            continue  # aligns and numbers are plumbing, not the block's ops
         by_stage.setdefault(nd.stage or "-", Counter())[nd.op] += 1
     lines.append("  stages")
     for stage, ops in by_stage.items():
@@ -116,10 +131,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from attncc.compiler import read_source
 
     src = read_source(args.spec)
-    hyper = parse_sets(args.set)
+    hyper = hyper_for(args, src)
     shapes = shapes_for(args, src, hyper)
     module = compile_module(src.path if src.path != "<string>" else src.text, shapes=shapes,
-                            seed=args.seed, block=args.block, **hyper)
+                            seed=args.seed, block=args.block, preset=args.preset, **hyper)
     ir = module.ir
     missing = [ir.node(n).name for n in ir.inputs if ir.node(n).name not in shapes]
     if missing:
@@ -147,7 +162,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from attncc.compiler import compile_ir, read_source
 
     src = read_source(args.spec)
-    hyper = parse_sets(args.set)
+    hyper = hyper_for(args, src)
     ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block,
                     until=args.after)
     print(ir.dump())
@@ -160,7 +175,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from attncc.compiler import compile_ir, read_source
 
     src = read_source(args.spec)
-    hyper = parse_sets(args.set)
+    hyper = hyper_for(args, src)
     ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block)
     code = generate(ir)
     write_atomic(code.src.encode(), args.output)
@@ -215,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--set", action="append", default=[], metavar="K=V",
                         help="bind a hyperparameter or dim size, e.g. --set C=64 (repeatable)")
         sp.add_argument("--block", help="the block to compile (default: the file's main block)")
+        sp.add_argument("--preset", help="start from one of the spec's named presets "
+                        "(e.g. paper, official, timm); --set values override it")
         sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
                         help="an example input shape (default: the spec's `example`); fixes the "
                         "sizes parameters need (e.g. C), while batch and spatial dims stay dynamic")

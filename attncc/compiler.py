@@ -103,11 +103,62 @@ def _freeze(m: Mapping[str, Any] | None) -> tuple:
     return tuple(sorted((m or {}).items()))
 
 
+def presets(source: Source, block: str | None = None) -> dict[str, dict[str, Any]]:
+    """The entry block's named presets, each a mapping of hyperparameter values."""
+    from attncc import hyper as hyper_eval
+    from attncc.diagnostics import NameError_, SignatureError, did_you_mean
+    from attncc.syntax import ast
+
+    entry = _entry(source, block)
+    params = {p.name.text for p in entry.params if not isinstance(p.type, ast.TensorTypeAst)}
+
+    def no_names(var: ast.Var) -> Any:
+        raise SignatureError("preset values are numbers or true/false", var.span)
+
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        for stmt in entry.body:
+            if not isinstance(stmt, ast.PresetDecl):
+                continue
+            if stmt.name.text in found:
+                raise NameError_(f"preset `{stmt.name.text}` is defined twice", stmt.name.span)
+            values: dict[str, Any] = {}
+            for kw in stmt.values:
+                if kw.name.text not in params:
+                    raise NameError_(
+                        f"`{entry.name.text}` has no hyperparameter `{kw.name.text}`",
+                        kw.name.span, hints=did_you_mean(kw.name.text, params, "hyperparameter"))
+                values[kw.name.text] = hyper_eval.evaluate(kw.value, no_names)
+            found[stmt.name.text] = values
+    except AttnccError as err:
+        raise err.with_sources({source.path: source.text}) from None
+    return found
+
+
+def apply_preset(source: Source, preset: str | None, hyper: Mapping[str, Any] | None,
+                 block: str | None = None) -> dict[str, Any]:
+    """Hyperparameters with a named preset's values filled in under the explicit ones."""
+    merged = dict(hyper or {})
+    if preset is None:
+        return merged
+    table = presets(source, block)
+    if preset not in table:
+        from attncc.diagnostics import NameError_, did_you_mean
+
+        raise NameError_(f"no preset named `{preset}`",
+                         hints=did_you_mean(preset, table, "preset") or ("the spec has none",))
+    return {**table[preset], **merged}
+
+
 def compile_ir(source: Source, hyper: Mapping[str, Any] | None = None,
                shapes: Mapping[str, tuple[int, ...]] | None = None, *,
                block: str | None = None, opt_level: int = 1,
-               until: str | None = None) -> IR:
-    """Elaborate and run the pass pipeline; cached by (spec text, hyperparameters, shapes)."""
+               until: str | None = None, preset: str | None = None) -> IR:
+    """Elaborate and run the pass pipeline; cached by (spec text, hyperparameters, shapes).
+
+    `preset` names a `preset` of the spec whose values apply under the explicit `hyper`.
+    """
+    hyper = apply_preset(source, preset, hyper, block)
     if until is not None:
         from attncc.passes import PIPELINE
 
@@ -119,12 +170,13 @@ def compile_ir(source: Source, hyper: Mapping[str, Any] | None = None,
     digest = hashlib.sha256(source.text.encode()).hexdigest()
     return _compile_cached(digest, source, _freeze(hyper),
                            tuple(sorted((k, tuple(v)) for k, v in (shapes or {}).items())),
-                           block, opt_level, until)
+                           block, opt_level, until, preset)
 
 
 @functools.lru_cache(maxsize=256)
 def _compile_cached(digest: str, source: Source, hyper: tuple, shapes: tuple,
-                    block: str | None, opt_level: int, until: str | None) -> IR:
+                    block: str | None, opt_level: int, until: str | None,
+                    preset: str | None) -> IR:
     from attncc.elaborate import elaborate
     from attncc.library import library_dir
     from attncc.passes import run_pipeline
@@ -142,6 +194,7 @@ def _compile_cached(digest: str, source: Source, hyper: tuple, shapes: tuple,
                 raise HyperparameterError(f"`{d}` is {hyper_d[d]} but the shape given says {s}")
     ir = elaborate(source.text, source.path, block=block, hyper_values=hyper_d, example=example,
                    library=library_dir())
+    ir.preset = preset
     try:
         run_pipeline(ir, opt_level=opt_level, until=until)
     except AttnccError as err:

@@ -309,6 +309,8 @@ class Elaborator(InferContext):
                 if target.text in self.ir.dims and self.ir.dims[target.text] != size:
                     raise ShapeError(f"dim `{target.text}` is already defined", target.span)
                 self.ir.dims[target.text] = size
+            case ast.PresetDecl():
+                pass  # applied by the compiler before elaboration (compiler.apply_preset)
             case ast.ExampleDecl(target=target, shape=shape):
                 # read by the compiler before elaboration; here only checked against the input
                 v = self._lookup(frame, target.text, target.span)

@@ -47,6 +47,7 @@ class IR:
     outputs: list[tuple[str, int]] = field(default_factory=list)
     attention: dict[str, int] = field(default_factory=dict)
     hyper: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None  # the named preset the hyperparameters came from, if any
     sources: dict[str, str] = field(default_factory=dict)
     path: str = "<string>"
     _ids: itertools.count = field(default_factory=itertools.count, repr=False)

@@ -153,3 +153,47 @@ def test_example_shape_must_fit_the_input(tmp_path):
     r = run_cli("check", str(spec))
     assert r.returncode == 1
     assert f"{spec}:2:3: error: example shape of `x` must be 2 positive sizes" in r.stderr
+
+
+PRESETS = """block P(x: [N, C, H, W], lam: float = 1e-4, r: int = 4) {
+  preset official(lam = 1e-4)
+  preset imagenet(lam = 0.1, r = 2)
+  y = x * lam
+  return y
+}
+"""
+
+
+def test_presets_are_listed_and_applied_under_explicit_values(tmp_path, capsys):
+    spec = tmp_path / "p.attn"
+    spec.write_text(PRESETS)
+    assert main(["check", str(spec), "--preset", "imagenet", "--set", "r=8"]) == 0
+    out = capsys.readouterr().out
+    assert "hyper   lam=0.1, r=8  (preset imagenet)" in out
+    assert "presets official: lam=0.0001; imagenet: lam=0.1, r=2" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "message"),
+    [
+        pytest.param(PRESETS, ["--preset", "imagenett"], "did you mean `imagenet`?",
+                     id="unknown-preset"),
+        pytest.param(PRESETS.replace("r = 2", "q = 2"), ["--preset", "imagenet"],
+                     "has no hyperparameter `q`", id="unknown-key"),
+        pytest.param(PRESETS.replace("lam = 0.1", "lam = r"), [], "preset values are numbers",
+                     id="name-as-value"),
+    ],
+)
+def test_preset_errors(tmp_path, capsys, text, args, message):
+    spec = tmp_path / "p.attn"
+    spec.write_text(text)
+    assert main(["check", str(spec), *args]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_api_takes_a_preset():
+    import attncc
+
+    ir = attncc.check(PRESETS, preset="imagenet")
+    assert ir.hyper == {"lam": 0.1, "r": 2} and ir.preset == "imagenet"
+    assert attncc.check(PRESETS).preset is None

@@ -495,7 +495,7 @@ def test_grammar_never_lists_op_names():
     words = {lit for lit in literals if lit.isidentifier()}
     assert {"use", "block", "layer", "dim", "attention", "return", "as", "true", "false"} <= words
     assert words <= {"use", "block", "layer", "param", "dim", "example", "attention", "return",
-                     "as", "true", "false", "repeat", "branches", "aggregate"}
+                     "as", "true", "false", "preset", "repeat", "branches", "aggregate"}
 
 
 def test_grammar_file_follows_the_section_order():

@@ -8,8 +8,8 @@ import numpy as np
 
 from attncc.dims import TensorType
 from attncc.ops.base import (
-    Cost,
     BoolArg,
+    Cost,
     DimArg,
     DimsArg,
     FloatArg,
@@ -26,7 +26,7 @@ from attncc.ops.base import (
 
 @register
 class BatchNorm(Op):
-    """batch_norm(x, over: dims, eps: float = 1e-5, momentum: float = 0.1, init_weight: float = 1.0) -> x.
+    """batch_norm(x, over: dims, eps: float = 1e-5, momentum: float = 0.1, init_weight = 1.0) -> x.
 
     Normalises each feature (the dims not in `over`; at most one) with statistics taken over
     `over`: `batch_norm(y, over=N H W)` is BatchNorm2d on [N, C, H, W]. With no feature dim left
@@ -291,7 +291,7 @@ class GroupNorm(Op):
         if x.rank < 2 or x.dims[0] == channel:
             raise OpError(f"group_norm needs a batch dim before channel `{channel}`, got {x}",
                           arg="channel", hints=("the input's first dim is the batch",))
-        return (x.dims[0], channel) + tuple(d for d in x.dims[1:] if d != channel)
+        return (x.dims[0], channel, *(d for d in x.dims[1:] if d != channel))
 
     def infer(self, ctx, ins, attrs):
         self._canon(ins[0], attrs["channel"])

@@ -116,9 +116,10 @@ class L2(_Reduce):
 
 @register
 class LogSumExp(_Reduce):
-    """logsumexp(x, over: dims) -> x without `over`.  log sum exp x, computed as m + log sum exp(x - m).
+    """logsumexp(x, over: dims) -> x without `over`.  log sum exp x, stably m + log sum exp(x - m).
 
-    The smooth maximum; ONNX ReduceLogSumExp (onnxruntime subtracts the maximum as well).
+    The smooth maximum (m is the maximum over `over`); ONNX ReduceLogSumExp, where
+    onnxruntime subtracts the maximum as well.
     """
 
     name = "logsumexp"

@@ -19,8 +19,12 @@ class _IRContext(InferContext):
             raise InternalError(f"{why}: size of `{dim}` unknown after elaboration")
         return size
 
-    def new_dim(self, name: str, size: int) -> None:
-        if self.ir.dims.get(name, size) != size:
+    def new_dim(self, name: str, size: int | None) -> None:
+        old = self.ir.dims.get(name)
+        if old is None and size is not None:
+            # a run-time dim derived from one that a later statement pinned (pool's output)
+            self.ir.dims[name] = size
+        elif size is not None and old != size:
             raise InternalError(f"dim `{name}` changed size during shape inference")
 
     def rename_dim(self, old: str, new: str) -> None:

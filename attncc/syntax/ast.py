@@ -177,6 +177,15 @@ class ExampleDecl:
 
 
 @dataclass(frozen=True)
+class PresetDecl:
+    """`preset timm(r = 16, bias = false)`: named hyperparameter values (paper, code, timm)."""
+
+    name: Name
+    values: tuple[Kwarg, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class AttentionDecl:
     names: tuple[Name, ...]
     span: Span
@@ -188,7 +197,9 @@ class Return:
     span: Span
 
 
-Stmt = Assign | LayerDecl | ParamDecl | DimDecl | ExampleDecl | AttentionDecl | Return
+Stmt = (
+    Assign | LayerDecl | ParamDecl | DimDecl | ExampleDecl | PresetDecl | AttentionDecl | Return
+)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,12 @@ class _ToAst(Transformer):
                                self._span(meta))
 
     @v_args(meta=True)
+    def preset_decl(self, meta, children):
+        name, *values = children
+        return ast.PresetDecl(self._tok(name), tuple(v for v in values if v is not None),
+                              self._span(meta))
+
+    @v_args(meta=True)
     def attention_decl(self, meta, children):
         return ast.AttentionDecl(tuple(self._tok(t) for t in children), self._span(meta))
 
