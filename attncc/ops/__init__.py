@@ -11,6 +11,7 @@ from attncc.ops import (  # noqa: F401 - importing a family module registers its
     pool,
     reduce,
     softmax,
+    split,
 )
 from attncc.ops.base import Op, all_ops, get_op, has_op, register, user_ops
 
