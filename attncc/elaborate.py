@@ -116,6 +116,8 @@ class Elaborator(InferContext):
         self.stack: list[_Frame] = []
         # per statement: nodes created, so names can be assigned once the statement is done
         self.created: list[int] = []
+        # for each dim, a node whose tensor has it: its shape gives the dim's run-time size
+        self.witness: dict[str, int] = {}
 
     # ---- InferContext ----
     def require_size(self, dim: str, why: str) -> int:
@@ -198,6 +200,8 @@ class Elaborator(InferContext):
         nid = self.ir.add(Node("input", {}, TensorType(tuple(names)), p.name.text,
                                span=p.span))
         self.ir.inputs.append(nid)
+        for d in names:
+            self.witness.setdefault(d, nid)
         self._define(frame, p.name, Tensor(nid))
 
     def _bind_scalar_param(self, frame: _Frame, p: ast.Param, given: Any, top: bool,
@@ -278,9 +282,10 @@ class Elaborator(InferContext):
 
     @staticmethod
     def _poison(frame: _Frame, stmt: ast.Stmt) -> None:
-        target = getattr(stmt, "target", None)
-        if target is not None and target.text not in frame.scope:
-            frame.scope[target.text] = _POISON
+        targets = getattr(stmt, "targets", None) or (getattr(stmt, "target", None),)
+        for target in targets:
+            if target is not None and target.text not in frame.scope:
+                frame.scope[target.text] = _POISON
 
     def _stmt(self, frame: _Frame, stmt: ast.Stmt) -> list[tuple[ast.Expr, Tensor]] | None:
         if getattr(stmt, "stage", None) is not None:
@@ -296,6 +301,13 @@ class Elaborator(InferContext):
                     raise SignatureError(f"`{target.text}` must be a tensor or a number",
                                          value.span)
                 self._define(frame, target, v)
+            case ast.MultiAssign(targets=targets, value=value):
+                self.created = []
+                self._current_target = targets[0].text
+                for target, piece in zip(targets, self._split(frame, targets, value),
+                                         strict=True):
+                    self.ir.node(piece.nid).name = frame.prefix + target.text
+                    self._define(frame, target, piece)
             case ast.LayerDecl(target=target, value=value):
                 self._define(frame, target, self._layer(frame, target.text, value))
             case ast.ParamDecl(target=target, dims=dims, init=init):
@@ -345,6 +357,40 @@ class Elaborator(InferContext):
                 return outs
         return None
 
+    def _split(self, frame: _Frame, targets: tuple[ast.Name, ...],
+               value: ast.Expr) -> list[Tensor]:
+        """`a, b = split(y, L -> H W)`: one `narrow` node per piece, sized at run time."""
+        form = "`a, b = split(y, L -> H W)`"
+        if not (isinstance(value, ast.Call) and value.func.name == "split"):
+            raise SignatureError(f"only `split` gives several values: {form}", value.span)
+        if value.kwargs or len(value.args) != 2 or not isinstance(value.args[1], ast.DimMap):
+            raise SignatureError(f"split takes a tensor and a dim map: {form}", value.span)
+        x = self._need_tensor(self._eval(frame, value.args[0]), value.args[0], get_op("narrow"))
+        m = value.args[1]
+        along = self._map_side(frame, m.src, source=True)
+        pieces = self._dim_names(frame, m.dst, "name the pieces' dims, e.g. `L -> H W`")
+        if len(along) != 1:
+            raise SignatureError("split cuts one dim", m.src.span)
+        if len(pieces) != len(targets):
+            raise SignatureError(f"split gives {len(pieces)} pieces but {len(targets)} names "
+                                 "receive them", value.span)
+        for d in pieces:
+            if d not in self.witness:
+                raise NameError_(f"no tensor has dim `{d}`, so its size is unknown", m.dst.span,
+                                 hints=("a piece's dim must be a dim of some earlier tensor, "
+                                        "e.g. an input's",))
+        known = [self.ir.dims.get(d) for d in (*along, *pieces)]
+        if None not in known and known[0] != sum(known[1:]):
+            raise ShapeError(f"`{along[0]}` has size {known[0]}, but the pieces add up to "
+                             f"{sum(known[1:])}", m.span)
+        spans = {"along": m.src.span, "pieces": m.dst.span}
+        return [
+            self._apply(get_op("narrow"),
+                        [x] + [Tensor(self.witness[d]) for d in pieces[: i + 1]],
+                        {"along": along[0], "pieces": pieces[: i + 1]}, spans, value.span)
+            for i in range(len(pieces))
+        ]
+
     # initialisers a `param` declaration may name, with their positional arguments
     _PARAM_INITS: ClassVar[dict[str, tuple[str, ...]]] = {
         "zeros": (), "ones": (), "constant": ("value",), "normal": ("std",),
@@ -386,6 +432,8 @@ class Elaborator(InferContext):
         nid = self.ir.add(Node("param", {"declared": True}, TensorType(names),
                                frame.prefix + stmt.target.text,
                                stage=frame.stage, span=stmt.span, param=spec))
+        for d in names:
+            self.witness.setdefault(d, nid)
         return Tensor(nid)
 
     def _define(self, frame: _Frame, name: ast.Name, value: Any) -> None:
@@ -814,6 +862,8 @@ class Elaborator(InferContext):
             [t.nid for t in tensors] + pids,
         )
         self.created.append(nid)
+        for d in out.real:
+            self.witness.setdefault(d, nid)
         return Tensor(nid)
 
     # ---- layers ----

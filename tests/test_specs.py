@@ -36,6 +36,9 @@ SETTINGS: dict[str, list[tuple[str, dict]]] = {
            ("C40-g8-r8-L2", {"C": 40, "groups": 8, "r": 8, "L": 2})],
     "srm": [("C24", {"C": 24}), ("C40", {"C": 40})],
     "gct": [("C24", {"C": 24}), ("C40-eps1e-3", {"C": 40, "eps": 1e-3})],
+    "genet": [("C24-e2", {"C": 24, "e": 2}), ("C40-e3", {"C": 40, "e": 3})],
+    # coordinate attention's mip = max(8, C // r): 8 and 20
+    "coordatt": [("C24-r4", {"C": 24, "r": 4}), ("C40-r2", {"C": 40, "r": 2})],
 }
 # a spec added to specs/ without an entry above still runs, on these (and a test says so)
 DEFAULT_SETTINGS = [("C24", {"C": 24}), ("C40", {"C": 40})]
@@ -86,7 +89,8 @@ def test_case_dim_sizes_are_distinct(spec, hyper, sizes):
     """Guards the table itself: equal sizes could hide an axis mix-up."""
     ir = h.compile_spec(spec, hyper).ir
     all_sizes = {d: s for d, s in ir.dims.items() if s is not None}
-    all_sizes.update({d: sizes[d] for d, s in ir.dims.items() if s is None})
+    # run-time dims the inputs carry; derived ones (L = H + W, pooled Hs) follow from them
+    all_sizes.update({d: sizes[d] for d, s in ir.dims.items() if s is None and d in sizes})
     clashes = [(a, b) for a, b in combinations(all_sizes, 2)
                if all_sizes[a] == all_sizes[b] and all_sizes[a] != 1]
     assert not clashes, f"dims with equal sizes in {all_sizes}"

@@ -142,6 +142,16 @@ class Assign:
 
 
 @dataclass(frozen=True)
+class MultiAssign:
+    """`yh, yw = split(y, L -> H W)`: one name per piece of a value."""
+
+    stage: Name | None
+    targets: tuple[Name, ...]
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
 class LayerDecl:
     stage: Name | None
     target: Name
@@ -198,7 +208,8 @@ class Return:
 
 
 Stmt = (
-    Assign | LayerDecl | ParamDecl | DimDecl | ExampleDecl | PresetDecl | AttentionDecl | Return
+    Assign | MultiAssign | LayerDecl | ParamDecl | DimDecl | ExampleDecl | PresetDecl
+    | AttentionDecl | Return
 )
 
 

@@ -65,6 +65,12 @@ class _ToAst(Transformer):
         return ast.Assign(stage, self._tok(target), value, self._span(meta))
 
     @v_args(meta=True)
+    def multi_assign(self, meta, children):
+        stage, *targets, value = children
+        return ast.MultiAssign(stage, tuple(self._tok(t) for t in targets), value,
+                               self._span(meta))
+
+    @v_args(meta=True)
     def layer_decl(self, meta, children):
         stage, target, value = children
         return ast.LayerDecl(stage, self._tok(target), value, self._span(meta))
