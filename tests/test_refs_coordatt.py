@@ -19,9 +19,9 @@ def to_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in state.items():
         layer, leaf = key.rsplit(".", 1)
-        if leaf == "weight" and value.dim() == 3:  # [out, in, 1] -> [out, in, 1, 1]
-            value = value.unsqueeze(-1)
-        out[f"{NAMES[layer]}.{leaf}"] = value
+        # [out, in, 1] -> [out, in, 1, 1]
+        conv_2d = value.unsqueeze(-1) if leaf == "weight" and value.dim() == 3 else value
+        out[f"{NAMES[layer]}.{leaf}"] = conv_2d
     return out
 
 

@@ -9,7 +9,7 @@ official 2-D 1×1 convolutions, so official checkpoints load as they are.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch import nn
 
 
