@@ -184,13 +184,25 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from attncc.library import spec_paths
-    from attncc.library import summary as spec_summary
+    from attncc.compiler import compile_ir, example_shapes, read_source
+    from attncc.library import spec_info, spec_paths
 
-    paths = spec_paths()
-    width = max((len(p.stem) for p in paths), default=4)
-    for p in paths:
-        print(f"{p.stem:<{width}}  {spec_summary(p)}")
+    rows = [("spec", "category", "paper", "params", "at", "mechanism")]
+    for path in spec_paths():
+        info = spec_info(path)
+        try:
+            src = read_source(path)
+            shapes = example_shapes(src)
+            params = f"{compile_ir(src, shapes=shapes or None).parameter_count():,}"
+            at = " ".join(f"{k}={'x'.join(map(str, v))}" for k, v in shapes.items())
+        except AttnccError:
+            params, at = "error", "(attncc check " + path.stem + ")"
+        rows.append((info.name, info.category, info.citation, params, at, info.title))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        cells = [c.rjust(w) if k == 3 else c.ljust(w) for k, (c, w) in enumerate(zip(r, widths,
+                                                                                     strict=False))]
+        print("  ".join([*cells, r[-1]]))
     return EXIT_OK
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -37,3 +39,63 @@ def summary(path: Path) -> str:
         if line.startswith("#"):
             return line.lstrip("# ").strip()
     return ""
+
+
+# the survey's sections: §3.1 channel attention ... §3.6 spatial & temporal attention
+CATEGORIES = {
+    "3.1": "channel",
+    "3.2": "spatial",
+    "3.3": "temporal",
+    "3.4": "branch",
+    "3.5": "channel & spatial",
+    "3.6": "spatial & temporal",
+    "4.1": "general",
+}
+
+
+@dataclass(frozen=True)
+class SpecInfo:
+    """What a spec's header says about it: `# Paper:` and `# Survey:` fields, and the title."""
+
+    name: str
+    path: Path
+    title: str
+    paper: str
+    survey: str
+
+    @property
+    def category(self) -> str:
+        m = re.search(r"§(\d+\.\d+)", self.survey)
+        return CATEGORIES.get(m.group(1), "") if m else ""
+
+    @property
+    def citation(self) -> str:
+        """`Hu et al., CVPR 2018`: the first author's surname and the first venue and year."""
+        authors = self.paper.split('"')[0]
+        first = re.search(r"(?:[A-Z]\.[- ]?)+\s*([A-Z][\w'-]+)", authors)
+        venue = re.search(r'"[^"]*"\s*,?\s*([A-Za-z]+(?: [A-Za-z]+)?)\s+(\d{4})', self.paper)
+        who = f"{first.group(1)} et al." if first else ""
+        where = f"{venue.group(1)} {venue.group(2)}" if venue else ""
+        return ", ".join(x for x in (who, where) if x)
+
+
+def spec_info(path: Path) -> SpecInfo:
+    fields: dict[str, list[str]] = {}
+    current = None
+    title = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        text = line[1:].strip()
+        if not title:
+            title = text
+        m = re.match(r"(\w+):\s*(.*)", text)
+        if m and m.group(1) in ("Paper", "Survey", "Code", "Details", "Placement"):
+            current = m.group(1)
+            fields[current] = [m.group(2)]
+        elif current and text:
+            fields[current].append(text)
+        else:
+            current = None
+    join = lambda k: " ".join(fields.get(k, []))  # noqa: E731
+    return SpecInfo(path.stem, path, title, join("Paper"), join("Survey"))

@@ -30,9 +30,12 @@ def test_version(capsys):
 
 def test_list_names_every_bundled_spec(capsys):
     assert main(["list"]) == 0
-    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
     for spec in (ROOT / "specs").glob("*.attn"):
-        assert spec.stem in out
+        assert spec.stem in lines
+        assert "error" not in lines[spec.stem]
+    assert "channel & spatial  Woo et al., ECCV 2018" in lines["cbam"]
+    assert " 680 " in lines["cbam"]  # parameters at the spec's example shape (C=64)
 
 
 def test_check_prints_summary(capsys):
