@@ -14,7 +14,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from attncc.backends.torch_module import build_module
-from attncc.diagnostics import HyperparameterError, InternalError
+from attncc.diagnostics import AttnccError, InternalError
 from attncc.elaborate import elaborate
 from attncc.ir import IR, single_op
 from attncc.ops import Op, all_ops, get_op
@@ -196,25 +196,44 @@ def test_conv_same_padding_keeps_sizes(k, dilation, padding):
     assert results["numpy"]["y"].shape == (2, 17)
 
 
-@pytest.mark.parametrize(("k", "dilation", "padding", "message"), [
-    pytest.param(3, 1, 0, r"padding=0 would change .* needs padding=1", id="k3-valid"),
-    pytest.param(3, 2, 1, r"padding=1 would change .* needs padding=2", id="k3-d2-too-small"),
-    pytest.param(3, 1, 2, r"padding=2 would change", id="k3-too-large"),
-    pytest.param(4, 1, None, r"even kernel size \(4\)", id="k4-even"),
-    pytest.param(4, 1, 2, r"even kernel size \(4\)", id="k4-even-padded"),
+RESIZES = r"changes the size of `T`, so its output dims need new names"
+
+
+@pytest.mark.parametrize(("k", "dilation", "padding"), [
+    pytest.param(3, 1, 0, id="k3-valid"),
+    pytest.param(3, 2, 1, id="k3-d2-too-small"),
+    pytest.param(3, 1, 2, id="k3-too-large"),
+    pytest.param(4, 1, None, id="k4-even"),
+    pytest.param(4, 1, 2, id="k4-even-padded"),
 ])
-def test_conv_padding_that_changes_sizes_is_rejected(k, dilation, padding, message):
+def test_conv_that_resizes_needs_new_names(k, dilation, padding):
     attrs = {"over": ("T",), "k": k, "dilation": dilation, "padding": padding}
-    with pytest.raises(OpError, match=message):
+    with pytest.raises(OpError, match=RESIZES):
         single_op(get_op("conv"), [("N", "T")], attrs, SIZES)
 
 
-def test_conv_padding_error_in_a_spec_points_at_the_argument():
+@pytest.mark.parametrize(("k", "stride", "dilation", "padding", "size"), [
+    pytest.param(3, 2, 1, None, 9, id="k3-s2"),       # (17 + 2 - 2 - 1) // 2 + 1
+    pytest.param(3, 1, 1, 0, 15, id="k3-valid"),
+    pytest.param(4, 3, 2, 1, 5, id="k4-s3-d2"),       # (17 + 2 - 6 - 1) // 3 + 1
+])
+def test_conv_that_resizes_renames_and_agrees(k, stride, dilation, padding, size):
+    attrs = {"over": ("T",), "k": k, "stride": stride, "dilation": dilation,
+             "padding": padding, "to": ("U",), "map": Map(("C",), ("D",))}
+    ir = build(get_op("conv"), Sample(inputs=(("N", "C", "T"),), attrs=attrs,
+                                      sizes={"T": 17, "D": 4}))
+    assert ir.dims["U"] == size
+    module = h.randomize_(build_module(ir), 0)
+    results = h.assert_backends_agree(module, h.make_inputs(ir, {}, seed=0), label="conv-stride")
+    assert results["numpy"]["y"].shape == (2, 4, size)
+
+
+def test_conv_resize_error_in_a_spec_points_at_the_argument():
     spec = """block P(x: [N, C, H, W]) {
   s = conv(mean(x, over=H W), over=C, k=3, padding=0, bias=false)
   return s
 }"""
-    with pytest.raises(HyperparameterError, match="padding=0 would change") as info:
+    with pytest.raises(AttnccError, match="changes the size of `C`") as info:
         elaborate(spec, hyper_values={"C": 8})
     span = info.value.diagnostics[0].span
     assert (span.line, span.col) == (2, 44)

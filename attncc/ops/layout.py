@@ -274,16 +274,23 @@ class FrameLayout:
     """
 
     perm_in: tuple[int, ...] | None
-    unsqueeze: bool
+    unsqueeze: bool  # the input has no channel dim: insert one of size 1
     perm_out: tuple[int, ...] | None
+    squeeze: bool  # the output has no channel dim: take the kernel's size-1 channel out
 
     @staticmethod
     def of(x: TensorType, out: TensorType, batch: str, channel: str | None,
-           spatial: tuple[str, ...], out_spatial: tuple[str, ...]) -> FrameLayout:
+           spatial: tuple[str, ...], out_spatial: tuple[str, ...],
+           out_channel: str | bool | None = True) -> FrameLayout:
+        """`out_channel=True` (the default) means the output keeps the input's channel."""
         chan = (channel,) if channel else ()
-        canon_out = (batch, *chan, *out_spatial)
+        if out_channel is True:
+            out_channel = channel
+        out_chan = (out_channel,) if out_channel else ()
+        canon_out = (batch, *out_chan, *out_spatial)
         return FrameLayout(perm_or_none(x.axes((batch, *chan, *spatial))), channel is None,
-                           perm_or_none(tuple(canon_out.index(d) for d in out.dims)))
+                           perm_or_none(tuple(canon_out.index(d) for d in out.dims)),
+                           out_channel is None)
 
     @staticmethod
     def split(x: TensorType, over: tuple[str, ...], op: str) -> tuple[str, str | None]:
@@ -301,7 +308,7 @@ class FrameLayout:
         return x[:, None] if self.unsqueeze else x
 
     def leave_numpy(self, y):
-        y = y[:, 0] if self.unsqueeze else y
+        y = y[:, 0] if self.squeeze else y
         return y.transpose(self.perm_out) if self.perm_out else y
 
     def enter_torch(self, t: str) -> str:
@@ -309,7 +316,7 @@ class FrameLayout:
         return f"{t}.unsqueeze(1)" if self.unsqueeze else t
 
     def leave_torch(self, t: str) -> str:
-        t = f"{t}.squeeze(1)" if self.unsqueeze else t
+        t = f"{t}.squeeze(1)" if self.squeeze else t
         return f"{t}.permute{self.perm_out}" if self.perm_out else t
 
     def enter_onnx(self, e, t: str) -> str:
@@ -317,5 +324,5 @@ class FrameLayout:
         return e.op("Unsqueeze", [t, e.const_i64((1,))]) if self.unsqueeze else t
 
     def leave_onnx(self, e, t: str) -> str:
-        t = e.op("Squeeze", [t, e.const_i64((1,))]) if self.unsqueeze else t
+        t = e.op("Squeeze", [t, e.const_i64((1,))]) if self.squeeze else t
         return e.op("Transpose", [t], perm=list(self.perm_out)) if self.perm_out else t

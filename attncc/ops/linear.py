@@ -24,6 +24,8 @@ from attncc.ops.base import (
     perm_or_none,
     register,
 )
+from attncc.ops.layout import FrameLayout
+from attncc.ops.window import Window, register_window_dims, rename, window_dims
 
 
 def _one_dim(side: tuple[str, ...], what: str, op: str, allow_none: bool) -> str | None:
@@ -120,12 +122,15 @@ class Dense(Op):
 
 @register
 class Conv(Op):
-    """conv(x, In -> Out = () -> (), over: dims, k: int, dilation=1, groups=1, padding, bias=true).
+    """conv(x, In -> Out, over, k, stride=1, dilation=1, groups=1, padding, bias=true, to=over).
 
     Convolution over the named dims `over` (1-D, 2-D or 3-D by their number), with channels
-    `In` mapped to `Out`; `()` means a single implicit channel, so `conv(z, over=C, k=k)` is
-    ECA's 1-D convolution across channels (survey eq. 11) and `conv(z, S -> (), over=H W, k=7)`
-    is CBAM's spatial gate (eq. 80). Padding defaults to "same" for odd kernels.
+    `In` mapped to `Out` (default `() -> ()`); `()` means a single implicit channel, so
+    `conv(z, over=C, k=k)` is ECA's 1-D convolution across channels (survey eq. 11) and
+    `conv(z, S -> (), over=H W, k=7)` is CBAM's spatial gate (eq. 80). Padding defaults to
+    dilation * (k - 1) // 2, which keeps the sizes for odd k and stride 1; a window that
+    resizes the dims renames them with `to=`:
+    `conv(x, C -> C, over=H W, k=3, stride=2, groups=C, to=Hs Ws)`.
     """
 
     name = "conv"
@@ -135,10 +140,12 @@ class Conv(Op):
             "map": MapArg(default=Map((), ())),
             "over": DimsArg(required=True),
             "k": IntArg(required=True, min=1, max=63),
+            "stride": IntArg(default=1, min=1, max=63),
             "dilation": IntArg(default=1, min=1, max=64),
             "groups": IntArg(default=1, min=1),
             "padding": IntArg(default=None, min=0),
             "bias": BoolArg(default=True),
+            "to": DimsArg(default=None),
         },
         positional=("map",),
     )
@@ -149,11 +156,10 @@ class Conv(Op):
         cin = _one_dim(m.src, "source", self.name, allow_none=True)
         cout = _one_dim(m.dst, "destination", self.name, allow_none=True)
         over = attrs["over"]
-        if not 1 <= len(over) <= 3:
-            raise OpError(f"conv runs over 1 to 3 dims, not {len(over)}", arg="over")
-        for d in over:
-            if d not in x:
-                raise OpError(f"conv runs over `{d}` but its input has dims {x}", arg="over")
+        # a resizing window without `to`: point at what resized it
+        culprit = ("padding" if attrs["padding"] is not None
+                   else "stride" if attrs["stride"] != 1 else "k")
+        to = window_dims(self.name, x, over, attrs["to"], self._window(attrs), culprit)
         if cin is not None and cin not in x:
             raise OpError(f"conv maps channel dim `{cin}` but its input has dims {x}", arg="map")
         if cin is not None and cin in over:
@@ -165,34 +171,26 @@ class Conv(Op):
                 f"{len(batch)} in {x}", arg="over",
                 hints=("the remaining dim is the batch; reduce or merge the others first",),
             )
-        if cout is not None and cout != cin and cout in x:
+        if cout is not None and cout != cin and (cout in x or cout in to):
             raise OpError(f"conv would give two dims named `{cout}`", arg="map")
-        return batch[0], cin, cout, over
+        return batch[0], cin, cout, over, to
 
-    def _padding(self, attrs: dict[str, Any]) -> int:
-        # the output keeps the names, so the sizes, of the `over` dims: only "same" padding fits
+    @staticmethod
+    def _window(attrs: dict[str, Any]) -> Window:
         k, dil, pad = attrs["k"], attrs["dilation"], attrs["padding"]
-        if k % 2 == 0:
-            raise OpError(f"an even kernel size ({k}) has no centred 'same' padding", arg="k",
-                          hints=("use an odd `k`",))
-        same = dil * (k - 1) // 2
-        if pad is not None and pad != same:
-            raise OpError(
-                f"padding={pad} would change the size of the conv dims; conv keeps them, which "
-                f"needs padding={same} for k={k}, dilation={dil}", arg="padding", kind="hyper",
-                hints=(f"leave out `padding` (it defaults to {same})",))
-        return same
+        return Window(k, attrs["stride"], dil * (k - 1) // 2 if pad is None else pad, dil)
 
     def infer(self, ctx, ins, attrs):
         (x,) = ins
-        _, cin, cout, _ = self._layout(x, attrs)
-        self._padding(attrs)
+        _, cin, cout, over, to = self._layout(x, attrs)
+        register_window_dims(ctx, self.name, over, to, self._window(attrs))
+        y = rename(x, over, to)
         if cin is None:
-            return x.replace(None, (cout,), at=1) if cout is not None else x
-        return x.replace(cin, (cout,) if cout is not None else ())
+            return y.replace(None, (cout,), at=1) if cout is not None else y
+        return y.replace(cin, (cout,) if cout is not None else ())
 
     def params(self, ctx, ins, attrs):
-        _, cin, cout, over = self._layout(ins[0], attrs)
+        _, cin, cout, over, _ = self._layout(ins[0], attrs)
         n_in = ctx.require_size(cin, "conv") if cin else 1
         n_out = ctx.require_size(cout, "conv") if cout else 1
         g = attrs["groups"]
@@ -209,61 +207,30 @@ class Conv(Op):
 
     def resolve(self, ins, out, attrs):
         x = ins[0]
-        batch, cin, cout, over = self._layout(x, attrs)
-        canon_in = (batch,) + ((cin,) if cin else ()) + tuple(over)
-        canon_out = (batch,) + ((cout,) if cout else ()) + tuple(over)
-        return {
-            "perm_in": perm_or_none(x.axes(canon_in)),
-            "unsqueeze": cin is None,
-            "squeeze": cout is None,
-            "perm_out": perm_or_none(tuple(canon_out.index(d) for d in out.dims)),
-            "nd": len(over),
-            "padding": self._padding(attrs),
-            "dilation": attrs["dilation"],
-            "groups": attrs["groups"],
-        }
+        batch, cin, cout, over, to = self._layout(x, attrs)
+        w = self._window(attrs)
+        return {"frame": FrameLayout.of(x, out, batch, cin, over, to, out_channel=cout),
+                "nd": len(over), "stride": w.stride, "padding": w.padding,
+                "dilation": w.dilation, "groups": attrs["groups"]}
 
     # ---- lowerings: move to (batch, channel, *spatial), convolve, move back ----
-    def numpy(self, x, weight, bias=None, *, perm_in, unsqueeze, squeeze, perm_out, nd,
-              padding, dilation, groups):
-        if perm_in:
-            x = x.transpose(perm_in)
-        if unsqueeze:
-            x = x[:, None]
-        y = _conv_nd(x, weight, bias, padding, dilation, groups)
-        if squeeze:
-            y = y[:, 0]
-        if perm_out:
-            y = y.transpose(perm_out)
-        return np.ascontiguousarray(y, dtype=np.float32)
+    def numpy(self, x, weight, bias=None, *, frame, nd, stride, padding, dilation, groups):
+        y = _conv_nd(frame.enter_numpy(x), weight, bias, stride, padding, dilation, groups)
+        return np.ascontiguousarray(frame.leave_numpy(y), dtype=np.float32)
 
-    def torch(self, e, x, weight, bias=None, *, perm_in, unsqueeze, squeeze, perm_out, nd,
-              padding, dilation, groups):
-        t = f"{x}.permute{perm_in}" if perm_in else x
-        if unsqueeze:
-            t = f"{t}.unsqueeze(1)"
+    def torch(self, e, x, weight, bias=None, *, frame, nd, stride, padding, dilation, groups):
         b = bias if bias is not None else "None"
-        t = f"F.conv{nd}d({t}, {weight}, {b}, 1, {padding}, {dilation}, {groups})"
-        if squeeze:
-            t = f"{t}.squeeze(1)"
-        if perm_out:
-            t = f"{t}.permute{perm_out}"
-        return t
+        t = (f"F.conv{nd}d({frame.enter_torch(x)}, {weight}, {b}, {stride}, {padding}, "
+             f"{dilation}, {groups})")
+        return frame.leave_torch(t)
 
-    def onnx(self, e, x, weight, bias=None, *, perm_in, unsqueeze, squeeze, perm_out, nd,
-             padding, dilation, groups):
-        t = e.op("Transpose", [x], perm=list(perm_in)) if perm_in else x
-        if unsqueeze:
-            t = e.op("Unsqueeze", [t, e.const_i64((1,))])
+    def onnx(self, e, x, weight, bias=None, *, frame, nd, stride, padding, dilation, groups):
+        t = frame.enter_onnx(e, x)
         k = e.param_shape(weight)[2:]
         ins = [t, weight] + ([bias] if bias is not None else [])
         t = e.op("Conv", ins, kernel_shape=list(k), pads=[padding] * (2 * nd),
-                 dilations=[dilation] * nd, group=groups, strides=[1] * nd)
-        if squeeze:
-            t = e.op("Squeeze", [t, e.const_i64((1,))])
-        if perm_out:
-            t = e.op("Transpose", [t], perm=list(perm_out))
-        return t
+                 dilations=[dilation] * nd, group=groups, strides=[stride] * nd)
+        return frame.leave_onnx(e, t)
 
     def cost(self, in_shapes, out_shape, attrs, param_shapes):
         # MACs = outputs x (input channels per group) x kernel taps = outputs x weight[0].numel;
@@ -288,7 +255,7 @@ def _bytes(in_shapes, out_shape, param_shapes) -> int:
     return 4 * (n + sum(math.prod(shape) for shape in param_shapes.values()))
 
 
-def _conv_nd(x, w, b, padding, dilation, groups):
+def _conv_nd(x, w, b, stride, padding, dilation, groups):
     """Direct N-d convolution (cross-correlation, as in every framework) in NumPy."""
     nd = x.ndim - 2
     pad = [(0, 0), (0, 0)] + [(padding, padding)] * nd
@@ -296,14 +263,15 @@ def _conv_nd(x, w, b, padding, dilation, groups):
     n = x.shape[0]
     cout, cin_g = w.shape[:2]
     k = w.shape[2:]
-    out_sp = [xp.shape[2 + i] - dilation * (k[i] - 1) for i in range(nd)]
+    out_sp = [(xp.shape[2 + i] - dilation * (k[i] - 1) - 1) // stride + 1 for i in range(nd)]
     y = np.zeros((n, cout, *out_sp), dtype=np.float64)
     cout_g = cout // groups
     for g in range(groups):
         xg = xp[:, g * cin_g : (g + 1) * cin_g]
         wg = w[g * cout_g : (g + 1) * cout_g]
         for tap in np.ndindex(*k):
-            sl = tuple(slice(tap[i] * dilation, tap[i] * dilation + out_sp[i]) for i in range(nd))
+            sl = tuple(slice(tap[i] * dilation, tap[i] * dilation + stride * (out_sp[i] - 1) + 1,
+                             stride) for i in range(nd))
             patch = xg[(slice(None), slice(None), *sl)]  # n, cin_g, *out_sp
             wt = wg[(slice(None), slice(None), *tap)]  # cout_g, cin_g
             y[:, g * cout_g : (g + 1) * cout_g] += np.einsum("nc...,oc->no...", patch, wt)

@@ -21,6 +21,7 @@ from attncc.ops.base import (
     register,
 )
 from attncc.ops.layout import FrameLayout
+from attncc.ops.window import Window, register_window_dims, rename, window_dims
 
 
 class _Pool(Op):
@@ -39,67 +40,25 @@ class _Pool(Op):
     )
     traits = frozenset({"pure"})
 
-    def _check(self, x: TensorType, attrs: dict[str, Any]) -> tuple[tuple[str, ...], int]:
-        """The output names of the `over` dims, and the stride."""
-        over: tuple[str, ...] = attrs["over"]
+    def _window(self, attrs: dict[str, Any]) -> Window:
         k, pad = attrs["k"], attrs["padding"]
-        stride = attrs["stride"] or k
-        if not 1 <= len(over) <= 3:
-            raise OpError(f"{self.name} runs over 1 to 3 dims, not {len(over)}", arg="over")
-        if len(set(over)) != len(over):
-            raise OpError(f"{self.name} names a dim twice in `over={' '.join(over)}`", arg="over")
-        for d in over:
-            if d not in x:
-                raise OpError(f"{self.name} runs over `{d}` but its input has dims {x}",
-                              arg="over", hints=(f"pool over some of {', '.join(x.dims)}",))
         if 2 * pad > k:
             raise OpError(f"padding={pad} is more than half the window k={k}", arg="padding",
                           kind="hyper", hints=(f"use padding <= {k // 2}",))
-        keeps = stride == 1 and 2 * pad == k - 1
-        to = attrs["to"]
-        if to is None:
-            if not keeps:
-                names = " ".join(f"{d}s" for d in over)
-                raise OpError(
-                    f"{self.name} with k={k}, stride={stride}, padding={pad} changes the size of "
-                    f"`{' '.join(over)}`, so its output dims need new names", arg="to",
-                    hints=(f"name them: `to={names}`",))
-            to = over
-        if len(to) != len(over):
-            raise OpError(f"`to` names {len(to)} dims for the {len(over)} pooled dims "
-                          f"`{' '.join(over)}`", arg="to")
-        if len(set(to)) != len(to):
-            raise OpError(f"`to` names a dim twice: `{' '.join(to)}`", arg="to")
-        for src, dst in zip(over, to, strict=True):
-            if dst == src and not keeps:
-                raise OpError(
-                    f"`{dst}` changes size (k={k}, stride={stride}, padding={pad}), so it "
-                    f"cannot keep its name", arg="to", hints=("give the pooled dim a new name",))
-            if dst != src and dst in x:
-                raise OpError(f"{self.name} would give two dims named `{dst}`", arg="to")
-        FrameLayout.split(x, over, self.name)
-        return tuple(to), stride
+        return Window(k, attrs["stride"] or k, pad)
+
+    def _check(self, x: TensorType, attrs: dict[str, Any]) -> tuple[tuple[str, ...], int]:
+        """The output names of the `over` dims, and the stride."""
+        w = self._window(attrs)
+        to = window_dims(self.name, x, attrs["over"], attrs["to"], w)
+        FrameLayout.split(x, attrs["over"], self.name)
+        return to, w.stride
 
     def infer(self, ctx: InferContext, ins: list[TensorType], attrs: dict[str, Any]) -> TensorType:
         (x,) = ins
-        to, stride = self._check(x, attrs)
-        k, pad = attrs["k"], attrs["padding"]
-        for src, dst in zip(attrs["over"], to, strict=True):
-            if dst == src:
-                continue
-            n = ctx.known_size(src)
-            size = None if n is None else (n + 2 * pad - k) // stride + 1
-            if size is not None and size < 1:
-                raise OpError(f"the window k={k} is larger than `{src}` ({n}, padded by {pad})",
-                              arg="k", kind="hyper")
-            if size is None and ctx.known_size(dst) is not None:
-                continue  # declared by the spec; only the run time can check it
-            try:
-                ctx.new_dim(dst, size)
-            except OpError as err:
-                raise OpError(err.message, arg="to", hints=err.hints) from None
-        mapping = dict(zip(attrs["over"], to, strict=True))
-        return TensorType(tuple(mapping.get(d, d) for d in x.dims))
+        to, _ = self._check(x, attrs)
+        register_window_dims(ctx, self.name, attrs["over"], to, self._window(attrs))
+        return rename(x, attrs["over"], to)
 
     def resolve(self, ins, out, attrs):
         (x,) = ins
