@@ -198,6 +198,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         except AttnccError:
             params, at = "error", "(attncc check " + path.stem + ")"
         rows.append((info.name, info.category, info.citation, params, at, info.title))
+    if args.markdown:
+        print("| " + " | ".join(rows[0]) + " |")
+        print("|" + "---|" * len(rows[0]))
+        for r in rows[1:]:
+            print("| " + " | ".join((f"`{r[0]}`", *r[1:])) + " |")
+        return EXIT_OK
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         cells = [c.rjust(w) if k == 3 else c.ljust(w) for k, (c, w) in enumerate(zip(r, widths,
@@ -212,7 +218,7 @@ _EXAMPLES = {
              "  attncc check cbam --shape x=2,64,17,23 --set r=8",
     "export": "examples:\n  attncc export specs/cbam.attn -o cbam.onnx --shape x=2,64,17,23\n"
               "  attncc export eca -o eca.onnx --shape x=1,256,14,14 --set gamma=3",
-    "list": "example:\n  attncc list",
+    "list": "examples:\n  attncc list\n  attncc list --markdown",
     "show": "examples:\n  attncc show se --set C=64\n"
             "  attncc show cbam --set C=64 --after infer-shapes",
     "compile": "examples:\n  attncc compile cbam --set C=256 -o cbam_block.py\n"
@@ -267,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("compile", "write the block as a standalone PyTorch .py file", cmd_compile)
     sp.add_argument("-o", "--output", required=True, help="the .py file to write")
 
-    command("list", "list the bundled specs", cmd_list, spec=False)
+    sp = command("list", "list the bundled specs", cmd_list, spec=False)
+    sp.add_argument("--markdown", action="store_true",
+                    help="print a Markdown table (the README's)")
     return p
 
 
