@@ -648,7 +648,23 @@ class Elaborator(InferContext):
             promote = hyper.is_scalar(v) and "elementwise" in op.traits
             tensors.append(self._as_tensor(v, a.span) if promote
                            else self._need_tensor(v, a, op))
+        for name, a in zip(sig.tensors, positional[:n_tensors], strict=False):
+            spans[name] = a.span
         rest = positional[n_tensors:]
+        # tensors may also come by keyword: `expand(c, like=x)`
+        by_keyword = set()
+        if not partial and not sig.variadic:
+            given = {kw.name.text: kw for kw in call.kwargs}
+            for name in sig.tensors[len(tensors):]:
+                kw = given.get(name)
+                if kw is None:
+                    break
+                v = self._eval(frame, kw.value)
+                promote = hyper.is_scalar(v) and "elementwise" in op.traits
+                tensors.append(self._as_tensor(v, kw.value.span) if promote
+                               else self._need_tensor(v, kw.value, op))
+                by_keyword.add(name)
+                spans[name] = kw.span
         if len(tensors) < (1 if sig.variadic else len(sig.tensors)) and not partial:
             missing = sig.tensors[len(tensors)] if not sig.variadic else sig.tensors[0]
             raise SignatureError(
@@ -665,6 +681,10 @@ class Elaborator(InferContext):
             raw[name], spans[name] = a, a.span
         for kw in call.kwargs:
             key = kw.name.text
+            if key in by_keyword:
+                continue
+            if key in sig.tensors and not partial:
+                raise SignatureError(f"argument `{key}` given twice", kw.span)
             if key not in sig.attrs:
                 raise NameError_(
                     f"`{op.name}` has no argument `{key}`", kw.name.span,
