@@ -200,3 +200,11 @@ def test_api_takes_a_preset():
     ir = attncc.check(PRESETS, preset="imagenet")
     assert ir.hyper == {"lam": 0.1, "r": 2} and ir.preset == "imagenet"
     assert attncc.check(PRESETS).preset is None
+
+
+def test_a_closed_pipe_is_not_an_error():
+    # `attncc list | head -1`: the reader leaves before attncc finishes writing
+    r = subprocess.run(f"'{sys.executable}' -m attncc list | head -1", shell=True,
+                       capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert r.stdout.startswith("spec")
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
