@@ -10,6 +10,7 @@ from attncc.ops import (  # noqa: F401 - importing a family module registers its
     norm,
     pool,
     reduce,
+    resample,
     softmax,
     split,
 )

@@ -36,9 +36,23 @@ def _one_dim(side: tuple[str, ...], what: str, op: str, allow_none: bool) -> str
     return side[0] if side else None
 
 
+def _linear_params(shape: tuple[int, ...], fan_in: int,
+                   attrs: dict[str, Any]) -> dict[str, ParamSpec]:
+    """Weight (and bias) of a dense or conv map: PyTorch's default init, or zeros.
+
+    `zero_init=true` starts a residual branch as the identity (GC block's last transform).
+    """
+    zero = attrs["zero_init"]
+    specs = {"weight": ParamSpec(shape, "zeros" if zero else "kaiming_uniform", fan_in=fan_in)}
+    if attrs["bias"]:
+        specs["bias"] = ParamSpec((shape[0],), "zeros" if zero else "uniform_fan_in",
+                                  fan_in=fan_in)
+    return specs
+
+
 @register
 class Dense(Op):
-    """dense(x, In -> Out, bias: bool = true) -> x with In replaced by Out.
+    """dense(x, In -> Out, bias: bool = true, zero_init: bool = false) -> x with In -> Out.
 
     A learned linear map of one named dim: SE's FC layers, survey eq. (2); CBAM's shared MLP.
     """
@@ -46,7 +60,8 @@ class Dense(Op):
     name = "dense"
     signature = Signature(
         tensors=("x",),
-        attrs={"map": MapArg(required=True), "bias": BoolArg(default=True)},
+        attrs={"map": MapArg(required=True), "bias": BoolArg(default=True),
+               "zero_init": BoolArg(default=False)},
         positional=("map",),
     )
     traits = frozenset({"has_params", "pure"})
@@ -71,10 +86,7 @@ class Dense(Op):
     def params(self, ctx, ins, attrs):
         src, dst = self._dims(ins[0], attrs["map"])
         n_in, n_out = ctx.require_size(src, "dense"), ctx.require_size(dst, "dense")
-        specs = {"weight": ParamSpec((n_out, n_in), "kaiming_uniform", fan_in=n_in)}
-        if attrs["bias"]:
-            specs["bias"] = ParamSpec((n_out,), "uniform_fan_in", fan_in=n_in)
-        return specs
+        return _linear_params((n_out, n_in), n_in, attrs)
 
     def resolve(self, ins, out, attrs):
         src, _ = self._dims(ins[0], attrs["map"])
@@ -122,7 +134,7 @@ class Dense(Op):
 
 @register
 class Conv(Op):
-    """conv(x, In -> Out, over, k, stride=1, dilation=1, groups=1, padding, bias=true, to=over).
+    """conv(x, In -> Out, over, k, stride=1, dilation=1, groups=1, padding, bias, zero_init, to).
 
     Convolution over the named dims `over` (1-D, 2-D or 3-D by their number), with channels
     `In` mapped to `Out` (default `() -> ()`); `()` means a single implicit channel, so
@@ -145,6 +157,7 @@ class Conv(Op):
             "groups": IntArg(default=1, min=1),
             "padding": IntArg(default=None, min=0),
             "bias": BoolArg(default=True),
+            "zero_init": BoolArg(default=False),
             "to": DimsArg(default=None),
         },
         positional=("map",),
@@ -199,11 +212,7 @@ class Conv(Op):
                           arg="groups", kind="hyper")
         k = attrs["k"]
         fan_in = n_in // g * k ** len(over)
-        specs = {"weight": ParamSpec((n_out, n_in // g) + (k,) * len(over), "kaiming_uniform",
-                                     fan_in=fan_in)}
-        if attrs["bias"]:
-            specs["bias"] = ParamSpec((n_out,), "uniform_fan_in", fan_in=fan_in)
-        return specs
+        return _linear_params((n_out, n_in // g) + (k,) * len(over), fan_in, attrs)
 
     def resolve(self, ins, out, attrs):
         x = ins[0]
