@@ -39,17 +39,27 @@ SETTINGS: dict[str, list[tuple[str, dict]]] = {
     "genet": [("C24-e2", {"C": 24, "e": 2}), ("C40-e3", {"C": 40, "e": 3})],
     # coordinate attention's mip = max(8, C // r): 8 and 20
     "coordatt": [("C24-r4", {"C": 24, "r": 4}), ("C40-r2", {"C": 40, "r": 2})],
+    "eanet": [("C24-m8", {"C": 24, "m": 8}), ("C40-m12", {"C": 40, "m": 12})],
+    "a2net": [("C24-r4", {"C": 24, "r": 4}), ("C40-r8", {"C": 40, "r": 8})],
+    "highway": [("D24", {"D": 24}), ("D40-b-2", {"D": 40, "bias_init": -2.0})],
+    "spnet": [("C24", {"C": 24}), ("C40", {"C": 40})],
+    "vit": [("D24-h4", {"D": 24, "heads": 4}), ("D40-h5", {"D": 40, "heads": 5})],
+    "gsop": [("C24-d8", {"C": 24, "d": 8}), ("C40-d12", {"C": 40, "d": 12})],
+    "scnet": [("C24-p4", {"C": 24, "pool": 4}), ("C40-p2", {"C": 40, "pool": 2})],
+    "emanet": [("C24-k8-s3", {"C": 24, "k": 8, "stages": 3}),
+               ("C40-k12-s2", {"C": 40, "k": 12, "stages": 2})],
 }
 # a spec added to specs/ without an entry above still runs, on these (and a test says so)
 DEFAULT_SETTINGS = [("C24", {"C": 24}), ("C40", {"C": 40})]
 
 # run-time dims: batch 1, H != W, odd sizes, a map smaller than CBAM's 7x7 kernel
+# (token layouts [N, L, D] take L; a dim a block lacks is ignored)
 SHAPES = [
-    pytest.param({"N": 3, "H": 7, "W": 9}, id="n3_h7_w9"),
-    pytest.param({"N": 1, "H": 11, "W": 13}, id="n1_h11_w13"),
-    pytest.param({"N": 4, "H": 3, "W": 10}, id="n4_h3_w10"),
+    pytest.param({"N": 3, "H": 7, "W": 9, "L": 5}, id="n3_h7_w9"),
+    pytest.param({"N": 1, "H": 11, "W": 13, "L": 7}, id="n1_h11_w13"),
+    pytest.param({"N": 4, "H": 3, "W": 10, "L": 11}, id="n4_h3_w10"),
 ]
-BASE_SHAPE = {"N": 3, "H": 7, "W": 9}
+BASE_SHAPE = {"N": 3, "H": 7, "W": 9, "L": 5}
 
 CASES = [
     pytest.param(path.stem, hyper, id=f"{path.stem}-{hid}")
