@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test demo lint clean
+.PHONY: test demo lint readme clean
 
 # the venv is (re)installed whenever the dependency pins change
 $(STAMP): pyproject.toml constraints.txt
@@ -18,6 +18,13 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python examples/export_library.py
+
+# rewrite the README's mechanism table from the specs (tests/test_readme.py checks it)
+readme: $(STAMP)
+	$(BIN)/python -c "import re, subprocess, pathlib; \
+	t = subprocess.run(['$(BIN)/attncc', 'list', '--markdown'], capture_output=True, text=True, check=True).stdout.strip(); \
+	p = pathlib.Path('README.md'); \
+	p.write_text(re.sub(r'(?s)(<!-- specs:begin -->).*(<!-- specs:end -->)', lambda m: m[1] + chr(10) + t + chr(10) + m[2], p.read_text()))"
 
 lint: $(STAMP)
 	$(BIN)/ruff check attncc tests examples benchmarks

@@ -62,6 +62,7 @@ class SpecInfo:
     title: str
     paper: str
     survey: str
+    code: str = ""
 
     @property
     def category(self) -> str:
@@ -86,16 +87,16 @@ def spec_info(path: Path) -> SpecInfo:
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.startswith("#"):
             break
-        text = line[1:].strip()
+        raw = line[1:]
+        text = raw.strip()
         if not title:
             title = text
-        m = re.match(r"(\w+):\s*(.*)", text)
-        if m and m.group(1) in ("Paper", "Survey", "Code", "Details", "Placement"):
-            current = m.group(1)
-            fields[current] = [m.group(2)]
-        elif current and text:
+        if raw.startswith("  ") and current:  # an indented line continues the field
             fields[current].append(text)
-        else:
-            current = None
+            continue
+        m = re.match(r"(\w+):\s*(.*)", text)
+        current = m.group(1) if m and m.group(1) in ("Paper", "Survey", "Code") else None
+        if current:
+            fields[current] = [m.group(2)]
     join = lambda k: " ".join(fields.get(k, []))  # noqa: E731
-    return SpecInfo(path.stem, path, title, join("Paper"), join("Survey"))
+    return SpecInfo(path.stem, path, title, join("Paper"), join("Survey"), join("Code"))
