@@ -9,7 +9,6 @@ Every backend's result is a dict keyed like `numpy_ref.run`: the block's outputs
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -61,29 +60,7 @@ def make_inputs(ir: IR, sizes: Mapping[str, int], seed: int) -> dict[str, np.nda
             for name, shape in input_shapes(ir, sizes).items()}
 
 
-def randomize_(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Overwrite every floating parameter and buffer with random values, in place.
-
-    Default inits hide bugs: a zero bias or running mean, a unit BN weight or variance make a
-    misplaced operand invisible. Here every value is nonzero (|v| in [0.2, 1.0], random sign),
-    matrices are scaled by 1/sqrt(fan_in) so activations stay O(1) and sigmoids don't saturate,
-    and running variances are positive (in [0.5, 2]). Integer buffers are left alone.
-    """
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in [*module.named_parameters(), *module.named_buffers()]:
-            if not t.is_floating_point():
-                continue
-            u = torch.rand(t.shape, generator=g, dtype=torch.float64)
-            if name.rsplit(".", 1)[-1] == "running_var":
-                values = 0.5 + 1.5 * u
-            else:
-                sign = torch.where(torch.rand(t.shape, generator=g) < 0.5, -1.0, 1.0)
-                values = sign * (0.2 + 0.8 * u)
-                if t.dim() >= 2:
-                    values = values / math.sqrt(t[0].numel())
-            t.copy_(values.to(t.dtype))
-    return module
+randomize_ = attncc.api.randomize_  # every floating tensor random and nonzero
 
 
 # ---- the three backends ----

@@ -151,7 +151,7 @@ class Conv(Op):
         attrs={
             "map": MapArg(default=Map((), ())),
             "over": DimsArg(required=True),
-            "k": IntArg(required=True, min=1, max=63),
+            "k": IntArg(required=True, min=1, max=4096),
             "stride": IntArg(default=1, min=1, max=63),
             "dilation": IntArg(default=1, min=1, max=64),
             "groups": IntArg(default=1, min=1),
