@@ -45,7 +45,7 @@ SETTINGS: dict[str, list[tuple[str, dict]]] = {
     "spnet": [("C24", {"C": 24}), ("C40", {"C": 40})],
     "vit": [("D24-h2", {"D": 24, "heads": 2}), ("D48-h6", {"D": 48, "heads": 6})],
     "gsop": [("C24-d8", {"C": 24, "d": 8}), ("C40-d12", {"C": 40, "d": 12})],
-    "scnet": [("C24-p4", {"C": 24, "pool": 4}), ("C40-p2", {"C": 40, "pool": 2})],
+    "scnet": [("C24-p2", {"C": 24, "pool": 2}), ("C40-p3", {"C": 40, "pool": 3})],  # H=3 fits
     "emanet": [("C24-k8-s3", {"C": 24, "k": 8, "stages": 3}),
                ("C40-k12-s2", {"C": 40, "k": 12, "stages": 2})],
 }
