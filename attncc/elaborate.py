@@ -49,6 +49,8 @@ from attncc.syntax import ast, parse
 
 MAX_BLOCK_DEPTH = 32
 MAX_DIAGNOSTICS = 20
+# the most iterations one `repeat` may unroll to (each copies its body into the graph)
+MAX_REPEAT = 64
 
 
 # ---- values a name can stand for ----
@@ -71,6 +73,7 @@ class LayerPart:
     arg_spans: dict[str, Span]
     span: Span
     params: dict[str, int] = field(default_factory=dict)  # param name -> param node, once made
+    loop_depth: int = 0  # `repeat` bodies around the declaration (inside an inlined block)
 
 
 @dataclass
@@ -103,11 +106,20 @@ class _Frame:
     scope: dict[str, Any] = field(default_factory=dict)
     defined_at: dict[str, Span] = field(default_factory=dict)
     stage: str | None = None
+    # inside `repeat` bodies: the iteration indices (`.2`, `.2.1` when nested) that the
+    # nodes of a statement are named with, and the names the bodies may rebind
+    suffix: str = ""
+    rebindable: frozenset[str] = frozenset()
 
 
 class Elaborator(InferContext):
-    def __init__(self, blocks: dict[str, ast.Block], ir: IR, example: Mapping[str, int]) -> None:
+    def __init__(self, blocks: dict[str, ast.Block], ir: IR, example: Mapping[str, int],
+                 max_repeat: int = MAX_REPEAT) -> None:
         self.blocks = blocks
+        self.max_repeat = max_repeat
+        # how many `repeat` bodies are being unrolled (across block calls): parameters made
+        # inside one would differ per iteration, so they are refused there
+        self.loop_depth = 0
         self.ir = ir
         self.example = dict(example)
         self.diags: list[Diagnostic] = []
@@ -282,6 +294,11 @@ class Elaborator(InferContext):
 
     @staticmethod
     def _poison(frame: _Frame, stmt: ast.Stmt) -> None:
+        if isinstance(stmt, ast.Repeat):
+            # a loop that failed leaves none of its names usable, carried ones included
+            for target in _assigned(stmt.body):
+                frame.scope[target.text] = _POISON
+            return
         targets = getattr(stmt, "targets", None) or (getattr(stmt, "target", None),)
         for target in targets:
             if target is not None and target.text not in frame.scope:
@@ -293,20 +310,20 @@ class Elaborator(InferContext):
         match stmt:
             case ast.Assign(target=target, value=value):
                 self.created = []
-                self._current_target = target.text
+                self._current_target = target.text + frame.suffix
                 v = self._eval(frame, value)
                 if isinstance(v, Tensor):
-                    self._name_statement(frame, target.text, v)
+                    self._name_statement(frame, target.text + frame.suffix, v)
                 elif isinstance(v, (Layer, Dims)) or not hyper.is_scalar(v):
                     raise SignatureError(f"`{target.text}` must be a tensor or a number",
                                          value.span)
                 self._define(frame, target, v)
             case ast.MultiAssign(targets=targets, value=value):
                 self.created = []
-                self._current_target = targets[0].text
+                self._current_target = targets[0].text + frame.suffix
                 for target, piece in zip(targets, self._split(frame, targets, value),
                                          strict=True):
-                    self.ir.node(piece.nid).name = frame.prefix + target.text
+                    self.ir.node(piece.nid).name = frame.prefix + target.text + frame.suffix
                     self._define(frame, target, piece)
             case ast.LayerDecl(target=target, value=value):
                 self._define(frame, target, self._layer(frame, target.text, value))
@@ -355,7 +372,112 @@ class Elaborator(InferContext):
                         self._name_statement(frame, "out", v)
                     outs.append((e, v))
                 return outs
+            case ast.Repeat():
+                self._repeat(frame, stmt)
         return None
+
+    # ---- compile-time loops ----
+    _NOT_IN_LOOP: ClassVar[dict[type, str]] = {
+        ast.LayerDecl: "layer", ast.ParamDecl: "param", ast.DimDecl: "dim",
+        ast.ExampleDecl: "example", ast.PresetDecl: "preset", ast.AttentionDecl: "attention",
+        ast.Return: "return",
+    }
+
+    def _repeat(self, frame: _Frame, stmt: ast.Repeat) -> None:
+        """Unroll `repeat n { ... }`: the body's statements, elaborated n times in a row.
+
+        A name the body assigns that was defined before the loop is loop-carried: each
+        iteration reads the previous one's value (the first reads the value from before the
+        loop) until the body assigns it, and after the loop it holds the last iteration's.
+        A name first assigned in the body is fresh in each iteration (reading it before its
+        assignment is an error) and, after the loop, holds the last iteration's value. Within
+        one iteration each name is assigned by one statement only (besides a nested `repeat`,
+        which may rebind it like any loop-carried name). Layers and `param`s are declared
+        before the loop, so every iteration shares their parameters.
+        """
+        n = self._repeat_count(frame, stmt)
+        for s in stmt.body:
+            kw = self._NOT_IN_LOOP.get(type(s))
+            if kw is not None:
+                raise SignatureError(
+                    f"`{kw}` cannot be inside `repeat`", s.span,
+                    hints=(f"put the `{kw}` before the `repeat`; the loop body only assigns "
+                           "values" if kw != "return" else
+                           "assign inside the loop and `return` after it",))
+        # each name: one assigning statement per iteration; a nested loop may rebind it
+        owner: dict[str, ast.Name] = {}
+        for s in stmt.body:
+            if isinstance(s, ast.Repeat):
+                continue
+            for name in _assigned((s,)):
+                if name.text in owner:
+                    raise NameError_(
+                        f"`{name.text}` is assigned twice in one iteration of `repeat`",
+                        name.span, hints=("give the new value its own name",),
+                        notes=(f"first assigned at {owner[name.text].span}",))
+                owner[name.text] = name
+        for name in _assigned(stmt.body):
+            owner.setdefault(name.text, name)
+        owner = {t: owner[t] for t in dict.fromkeys(x.text for x in _assigned(stmt.body))}
+        carried, local = [], []
+        for t, name in owner.items():
+            if t not in frame.scope or isinstance(frame.scope[t], _Unbound):
+                local.append(t)
+                continue
+            v = frame.scope[t]
+            if v is _POISON:
+                raise _Poisoned
+            if not isinstance(v, Tensor):
+                kind = "a number" if hyper.is_scalar(v) else "not a tensor"
+                raise SignatureError(
+                    f"`{t}` is {kind}; `repeat` can only carry tensors from one iteration "
+                    "to the next", name.span,
+                    hints=("give the loop's value its own name",),
+                    notes=self._def_note(frame, ast.Var(t, name.span)))
+            carried.append(t)
+        saved = frame.suffix, frame.rebindable
+        frame.rebindable = saved[1] | frozenset(owner)
+        self.loop_depth += 1
+        try:
+            for i in range(1, n + 1):
+                frame.suffix = f"{saved[0]}.{i}"
+                for t in local:
+                    frame.scope[t] = _Unbound(
+                        f"`{t}` is used before the `repeat` body assigns it", owner[t].span,
+                        ("a name first assigned in the body starts each iteration unset; "
+                         "to carry it from one iteration to the next, define it before the "
+                         "`repeat`",))
+                try:
+                    for s in stmt.body:
+                        self._stmt(frame, s)
+                except AttnccError as err:
+                    raise err.with_note(
+                        f"in iteration {i} of {n} of the `repeat` at {stmt.keyword}") from None
+        finally:
+            self.loop_depth -= 1
+            frame.suffix, frame.rebindable = saved
+        if n == 0:
+            for t in local:
+                frame.scope[t] = _Unbound(
+                    f"`{t}` is assigned only inside a `repeat` that runs 0 times",
+                    owner[t].span, ("define it before the `repeat` as well",))
+
+    def _repeat_count(self, frame: _Frame, stmt: ast.Repeat) -> int:
+        n = self._scalar(stmt.count)
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise HyperparameterError(
+                f"the count of `repeat` must be an integer, got {hyper.type_name(n)} "
+                f"{_scalar_text(n)}", stmt.count.span,
+                hints=("use `//` for integer division", *self._uses_hint(frame, stmt.count)),
+                notes=self._def_note(frame, stmt.count))
+        if not 0 <= n <= self.max_repeat:
+            bound = "at least 0" if n < 0 else f"at most {self.max_repeat}"
+            raise HyperparameterError(
+                f"the count of `repeat` must be {bound}, got {n}", stmt.count.span,
+                hints=self._uses_hint(frame, stmt.count)
+                + (("each iteration is a copy of the body in the graph",) if n > 0 else ()),
+                notes=self._def_note(frame, stmt.count))
+        return n
 
     def _split(self, frame: _Frame, targets: tuple[ast.Name, ...],
                value: ast.Expr) -> list[Tensor]:
@@ -428,6 +550,8 @@ class Elaborator(InferContext):
                     f"`{fname}` takes {len(want)} argument{'s' if len(want) != 1 else ''}"
                     + (f" ({', '.join(want)})" if want else ""), init.span)
             kind, args = fname, tuple(float(self._scalar(a)) for a in given)
+        if self.loop_depth:
+            raise self._param_in_loop(f"`param {stmt.target.text}`", stmt.span)
         spec = ParamSpec(tuple(shape), kind, init_args=args)
         nid = self.ir.add(Node("param", {"declared": True}, TensorType(names),
                                frame.prefix + stmt.target.text,
@@ -436,8 +560,16 @@ class Elaborator(InferContext):
             self.witness.setdefault(d, nid)
         return Tensor(nid)
 
+    def _param_in_loop(self, what: str, span: Span) -> AttnccError:
+        return SignatureError(
+            f"{what} would make new parameters on every iteration of `repeat`", span,
+            hints=("declare a `layer` (or `param`) before the `repeat` and use it inside: "
+                   "every iteration then shares its parameters",))
+
     def _define(self, frame: _Frame, name: ast.Name, value: Any) -> None:
-        if name.text in frame.scope and frame.scope[name.text] is not _POISON:
+        old = frame.scope.get(name.text)
+        if (name.text in frame.scope and old is not _POISON and not isinstance(old, _Unbound)
+                and name.text not in frame.rebindable):
             first = frame.defined_at.get(name.text)
             raise NameError_(
                 f"`{name.text}` is already defined", name.span,
@@ -478,6 +610,9 @@ class Elaborator(InferContext):
             v = frame.scope[name]
             if v is _POISON:
                 raise _Poisoned
+            if isinstance(v, _Unbound):
+                raise NameError_(v.message, span, hints=v.hints,
+                                 notes=(f"`{name}` is assigned at {v.at}",))
             return v
         if name in self.ir.dims:
             return self.require_size_at(name, span)
@@ -589,6 +724,8 @@ class Elaborator(InferContext):
         local = frame.scope.get(name)
         if local is _POISON:
             raise _Poisoned
+        if isinstance(local, _Unbound):
+            self._lookup(frame, name, call.func.span)
         if isinstance(local, Layer):
             return self._apply_layer(frame, local, call)
         if local is not None:
@@ -788,7 +925,7 @@ class Elaborator(InferContext):
         v = frame.scope.get(name)
         if isinstance(v, Dims):
             return v.names
-        if v is not None and v is not _POISON:
+        if v is not None and v is not _POISON and not isinstance(v, _Unbound):
             raise SignatureError(f"`{name}` is a value, not a dim", span)
         return (name,)
 
@@ -867,6 +1004,8 @@ class Elaborator(InferContext):
                         f"shared layer applied to {ins[0]} needs `{pname}` of shape "
                         f"{spec.shape}, but its first application made {have.shape}", span)
             else:
+                if self.loop_depth and (part is None or part.loop_depth >= self.loop_depth):
+                    raise self._param_in_loop(f"`{op.name}` here", span)
                 pid = self.ir.add(Node("param", {}, TensorType(()), f"{name}.{pname}",
                                        stage=frame.stage, span=span, param=spec))
                 self.created.append(pid)
@@ -905,7 +1044,7 @@ class Elaborator(InferContext):
                 raise self._not_a_layer_op(frame, call)
             op = get_op(call.func.name)
             _, attrs, spans = self._bind_args(frame, op, call, partial=True)
-            parts.append(LayerPart(op, attrs, spans, call.span))
+            parts.append(LayerPart(op, attrs, spans, call.span, loop_depth=self.loop_depth))
         if not parts:
             raise SignatureError("a layer needs at least one op", value.span)
         return Layer(name, parts, value.span)
@@ -1029,6 +1168,27 @@ class Elaborator(InferContext):
 
 class _Missing:
     pass
+
+
+@dataclass(frozen=True)
+class _Unbound:
+    """A name of a `repeat` body with no value here: why, and where it is assigned."""
+
+    message: str
+    at: Span
+    hints: tuple[str, ...] = ()
+
+
+def _assigned(body: tuple[ast.Stmt, ...]):
+    """The names statements assign (nested loops included), in source order."""
+    for s in body:
+        match s:
+            case ast.Assign(target=t):
+                yield t
+            case ast.MultiAssign(targets=ts):
+                yield from ts
+            case ast.Repeat(body=inner):
+                yield from _assigned(inner)
 
 
 def _dims_hint(t: ast.TensorTypeAst) -> str:
@@ -1201,15 +1361,18 @@ def entry_block(blocks: dict[str, ast.Block], path: str, name: str | None,
 def elaborate(text: str, path: str = "<string>", *, block: str | None = None,
               hyper_values: Mapping[str, Any] | None = None,
               example: Mapping[str, int] | None = None,
-              library: Path | None = None) -> IR:
-    """Build the IR of one block of a spec with its hyperparameters bound."""
+              library: Path | None = None, max_repeat: int = MAX_REPEAT) -> IR:
+    """Build the IR of one block of a spec with its hyperparameters bound.
+
+    `max_repeat` caps the count of each `repeat` loop.
+    """
     sources: dict[str, str] = {}
     try:
         blocks = load_module(text, path, library, sources)
         own = [b.name.text for b in parse(text, path).blocks]
         entry = entry_block(blocks, path, block, own)
         ir = IR(block=entry.name.text, path=path, sources=sources)
-        el = Elaborator(blocks, ir, example or {})
+        el = Elaborator(blocks, ir, example or {}, max_repeat)
         el.run_top(entry, dict(hyper_values or {}))
         if el.diags:
             raise el.collected()

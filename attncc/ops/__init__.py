@@ -5,6 +5,7 @@ from attncc.ops import (  # noqa: F401 - importing a family module registers its
     arith,
     broadcast,
     contract,
+    grad,
     layout,
     linear,
     norm,

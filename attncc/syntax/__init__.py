@@ -20,7 +20,7 @@ def parse(text: str, path: str = "<string>") -> ast.Module:
     except UnexpectedInput as err:
         raise syntax_diagnostic(err, text, path).with_sources({path: text}) from None
     try:
-        return to_ast(tree, path)
+        return to_ast(tree, path, text)
     except VisitError as err:
         # our own diagnostics raised inside a callback arrive wrapped: unwrap them deliberately
         if isinstance(err.orig_exc, AttnccError):

@@ -207,9 +207,23 @@ class Return:
     span: Span
 
 
+@dataclass(frozen=True)
+class Repeat:
+    """`repeat stages { ... }`: the body unrolled `count` times at compile time.
+
+    `keyword` is the span of the word `repeat`, where errors about the loop as a whole point.
+    """
+
+    stage: Name | None
+    count: Expr
+    body: tuple[Stmt, ...]
+    span: Span
+    keyword: Span
+
+
 Stmt = (
     Assign | MultiAssign | LayerDecl | ParamDecl | DimDecl | ExampleDecl | PresetDecl
-    | AttentionDecl | Return
+    | AttentionDecl | Return | Repeat
 )
 
 

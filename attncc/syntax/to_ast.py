@@ -8,9 +8,10 @@ from attncc.syntax import ast
 
 
 class _ToAst(Transformer):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, text: str = "") -> None:
         super().__init__()
         self.path = path
+        self.lines = text.splitlines()
 
     # ---- helpers ----
     def _span(self, meta) -> ast.Span:
@@ -105,6 +106,22 @@ class _ToAst(Transformer):
     def return_stmt(self, meta, children):
         return ast.Return(tuple(children), self._span(meta))
 
+    @v_args(meta=True)
+    def repeat(self, meta, children):
+        stage, count, *body = children
+        span = self._span(meta)
+        # the keyword's own span: after the stage label, when there is one
+        start = (stage.span.end_line, stage.span.end_col) if stage else (span.line, span.col)
+        keyword = self._keyword_span(start, "repeat")
+        return ast.Repeat(stage, count, tuple(b for b in body if b is not None), span, keyword)
+
+    def _keyword_span(self, start: tuple[int, int], word: str) -> ast.Span:
+        line, col = start
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        at = text.find(word, col - 1)
+        col = at + 1 if at >= 0 else col
+        return ast.Span(self.path, line, col, line, col + len(word))
+
     # ---- expressions ----
     def _binop(op: str):  # noqa: N805 - a factory evaluated in the class body
         @v_args(meta=True)
@@ -188,5 +205,6 @@ class _ToAst(Transformer):
         return ast.Empty(self._span(meta))
 
 
-def to_ast(tree: Tree, path: str) -> ast.Module:
-    return _ToAst(path).transform(tree)
+def to_ast(tree: Tree, path: str, text: str = "") -> ast.Module:
+    """`text`, the parsed source, lets keyword spans (`repeat`) be found exactly."""
+    return _ToAst(path, text).transform(tree)
