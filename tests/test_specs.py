@@ -48,18 +48,32 @@ SETTINGS: dict[str, list[tuple[str, dict]]] = {
     "scnet": [("C24-p2", {"C": 24, "pool": 2}), ("C40-p3", {"C": 40, "pool": 3})],  # H=3 fits
     "emanet": [("C24-k8-s3", {"C": 24, "k": 8, "stages": 3}),
                ("C40-k12-s2", {"C": 40, "k": 12, "stages": 2})],
+    "softatt": [("D24-E16-a12", {"D": 24, "E": 16, "att": 12}),
+                ("D40-E20-a8", {"D": 40, "E": 20, "att": 8})],
+    "scacnn": [("C24-E16-k12", {"C": 24, "E": 16, "k": 12}),
+               ("C40-E20-k8", {"C": 40, "E": 20, "k": 8})],
+    "dnl": [("C24-r2", {"C": 24, "r": 2}), ("C40-r5", {"C": 40, "r": 5})],
+    "ocr": [("C24-K6-key8", {"C": 24, "K": 6, "key": 8}),
+            ("C40-K5-key12", {"C": 40, "K": 5, "key": 12})],
+    "glore": [("C24-n6-s12", {"C": 24, "nodes": 6, "state": 12}),
+              ("C40-n8-s16", {"C": 40, "nodes": 8, "state": 16})],
+    "gala": [("C24-r4", {"C": 24, "r": 4}), ("C40-r8", {"C": 40, "r": 8})],
+    "hamnet": [("C24-r6-s3", {"C": 24, "r": 6, "steps": 3}),
+               ("C40-r8-s2", {"C": 40, "r": 8, "steps": 2})],
+    "gltr": [("C24", {"C": 24}), ("C40", {"C": 40})],
 }
 # a spec added to specs/ without an entry above still runs, on these (and a test says so)
 DEFAULT_SETTINGS = [("C24", {"C": 24}), ("C40", {"C": 40})]
 
 # run-time dims: batch 1, H != W, odd sizes, a map smaller than CBAM's 7x7 kernel
-# (token layouts [N, L, D] take L; a dim a block lacks is ignored)
+# (token layouts [N, L, D] take L, per-frame layouts [N, C, T] take T; a dim a block lacks
+# is ignored)
 SHAPES = [
-    pytest.param({"N": 3, "H": 7, "W": 9, "L": 5}, id="n3_h7_w9"),
-    pytest.param({"N": 1, "H": 11, "W": 13, "L": 7}, id="n1_h11_w13"),
-    pytest.param({"N": 4, "H": 3, "W": 10, "L": 11}, id="n4_h3_w10"),
+    pytest.param({"N": 3, "H": 7, "W": 9, "L": 5, "T": 6}, id="n3_h7_w9"),
+    pytest.param({"N": 1, "H": 11, "W": 13, "L": 7, "T": 8}, id="n1_h11_w13"),
+    pytest.param({"N": 4, "H": 3, "W": 10, "L": 11, "T": 12}, id="n4_h3_w10"),
 ]
-BASE_SHAPE = {"N": 3, "H": 7, "W": 9, "L": 5}
+BASE_SHAPE = {"N": 3, "H": 7, "W": 9, "L": 5, "T": 6}
 
 CASES = [
     pytest.param(path.stem, hyper, id=f"{path.stem}-{hid}")
