@@ -37,6 +37,20 @@ def compile_spec(stem: str, hyper: Mapping[str, Any], seed: int | None = 0) -> A
     return attncc.compile(SPECS_DIR / f"{stem}.attn", seed=seed, **hyper)
 
 
+def paired(stem: str, hyper: Mapping[str, Any], reference: torch.nn.Module,
+           convert: Any = None, seed: int = 0) -> tuple[Any, torch.nn.Module]:
+    """A randomised compiled module and a paper reference holding the same weights.
+
+    The reference loads the compiled state_dict (through `convert`, for a reference that stores
+    a tensor in its authors' layout) with strict=True, so a drift in names or shapes fails
+    before any number is compared.
+    """
+    m = randomize_(compile_spec(stem, hyper), seed)
+    state = m.state_dict()
+    reference.load_state_dict(convert(state) if convert else state, strict=True)
+    return m, reference
+
+
 def input_shapes(ir: IR, sizes: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
     """Each block input's shape: fixed dims from the IR, run-time dims from `sizes`."""
     shapes = {}

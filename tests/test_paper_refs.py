@@ -36,10 +36,7 @@ TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 def _pair(spec: str, hyper: dict, seed: int = 0):
     """A randomised compiled module and the paper reference holding the same weights."""
-    m = h.randomize_(h.compile_spec(spec, hyper), seed)
-    ref = REFS[spec](hyper)
-    ref.load_state_dict(m.state_dict(), strict=True)
-    return m, ref
+    return h.paired(spec, hyper, REFS[spec](hyper), seed=seed)
 
 
 def _input(hyper: dict, shape: tuple[int, int, int], seed: int) -> torch.Tensor:

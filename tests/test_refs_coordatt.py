@@ -33,10 +33,8 @@ SHAPES = [pytest.param((3, 7, 9), id="n3_h7_w9"), pytest.param((1, 11, 5), id="n
 
 
 def _pair(hyper: dict, seed: int):
-    m = h.randomize_(h.compile_spec("coordatt", hyper), seed)
-    ref = CoordAttReference(hyper["C"], r=hyper["r"])
-    ref.load_state_dict(to_official(m.state_dict()), strict=True)
-    return m, ref
+    return h.paired("coordatt", hyper, CoordAttReference(hyper["C"], r=hyper["r"]),
+                    to_official, seed=seed)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

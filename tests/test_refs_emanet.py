@@ -25,10 +25,8 @@ SHAPES = [pytest.param((3, 7, 9), id="n3_h7_w9"), pytest.param((1, 11, 5), id="n
 
 
 def _pair(hyper: dict, seed: int):
-    m = h.randomize_(h.compile_spec("emanet", hyper), seed)
     ref = EMAUReference(hyper["C"], hyper["k"], stage_num=hyper["stages"])
-    ref.load_state_dict(to_official(m.state_dict()), strict=True)
-    return m, ref
+    return h.paired("emanet", hyper, ref, to_official, seed=seed)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

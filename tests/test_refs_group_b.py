@@ -51,11 +51,8 @@ TOL = {"rtol": 1e-4, "atol": 1e-5}
 
 def _pair(spec: str, hyper: dict, seed: int = 0):
     """A randomised compiled module and the paper reference holding the same weights."""
-    m = h.randomize_(h.compile_spec(spec, hyper), seed)
     make, convert = REFS[spec]
-    ref = make(hyper)
-    ref.load_state_dict(convert(m.state_dict()), strict=True)
-    return m, ref
+    return h.paired(spec, hyper, make(hyper), convert, seed=seed)
 
 
 def _input(hyper: dict, shape: tuple[int, int, int], seed: int) -> torch.Tensor:

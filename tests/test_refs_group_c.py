@@ -47,10 +47,8 @@ SHAPES = [pytest.param((3, 7, 9), id="n3_h7_w9"), pytest.param((1, 11, 5), id="n
 
 
 def _pair(stem: str, hyper: dict, seed: int):
-    m = h.randomize_(h.compile_spec(stem, hyper), seed)
     ref, to_official = BLOCKS[stem](hyper)
-    ref.load_state_dict(to_official(m.state_dict()), strict=True)
-    return m, ref, to_official
+    return (*h.paired(stem, hyper, ref, to_official, seed=seed), to_official)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
