@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed-stamp
 
 # the venv is (re)installed whenever the dependency pins change
 $(STAMP): pyproject.toml constraints.txt
+	@# Graphviz draws `attncc show --format svg/png`; without it attncc writes the DOT file
+	@command -v dot >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq graphviz) \
+		>/dev/null 2>&1 || echo "note: Graphviz not installed; attncc show writes DOT only"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)

@@ -160,13 +160,32 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from attncc.compiler import compile_ir, read_source
+    from attncc.show import render, stage_table, to_dot
 
     src = read_source(args.spec)
     hyper = hyper_for(args, src)
-    ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block,
-                    until=args.after)
-    print(ir.dump())
+    shapes = shapes_for(args, src, hyper)
+    ir = compile_ir(src, hyper, shapes or None, block=args.block, until=args.after)
+    if args.format == "text":
+        text = ir.dump() + "\n\n" + stage_table(ir, shapes or None) + "\n"
+        if args.output:
+            from attncc.backends.onnx_export import write_atomic
+
+            write_atomic(text.encode(), args.output)
+            print(f"wrote {args.output}")
+        else:
+            print(text, end="")
+        return EXIT_OK
+    dot = to_dot(ir)
+    if args.format == "dot" and not args.output:
+        print(dot, end="")
+        return EXIT_OK
+    out = Path(args.output or f"{ir.block.lower()}.{args.format}")
+    render(dot, args.format, out)
+    print(f"wrote {out}")
     return EXIT_OK
 
 
@@ -225,7 +244,8 @@ _EXAMPLES = {
               "  attncc export eca -o eca.onnx --shape x=1,256,14,14 --set gamma=3",
     "list": "examples:\n  attncc list\n  attncc list --markdown",
     "show": "examples:\n  attncc show se --set C=64\n"
-            "  attncc show cbam --set C=64 --after infer-shapes",
+            "  attncc show cbam --set C=64 --after infer-shapes\n"
+            "  attncc show cbam --format svg -o cbam.svg",
     "compile": "examples:\n  attncc compile cbam --set C=256 -o cbam_block.py\n"
                "  python -c 'import cbam_block, torch; print(cbam_block.CBAM())'",
 }
@@ -270,10 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--attention", action="store_true",
                     help="also output the attention maps (named attention.NAME)")
 
-    sp = command("show", "print the IR, one line per node (dims, op, source, stage)", cmd_show)
+    sp = command("show", "the IR (one line per node), a stage/params/FLOPs table, or a picture",
+                 cmd_show)
     sp.add_argument("--after", metavar="PASS",
                     help="stop the pipeline after this pass (validate, infer-shapes, cse, dce, "
                     "canonicalize)")
+    sp.add_argument("--format", choices=("text", "dot", "svg", "png"), default="text",
+                    help="text (default), or a Graphviz picture: stages as coloured clusters, "
+                    "dims on the edges (svg/png need Graphviz's `dot`)")
+    sp.add_argument("-o", "--output", help="write to this file (svg/png default: BLOCK.FORMAT)")
 
     sp = command("compile", "write the block as a standalone PyTorch .py file", cmd_compile)
     sp.add_argument("-o", "--output", required=True, help="the .py file to write")

@@ -18,6 +18,17 @@ def run(ir: IR, inputs: Mapping[str, np.ndarray], params: Mapping[str, np.ndarra
     Returns the outputs by name, plus every attention map (`attention.<name>`) and, with
     `record=True`, every node's value by node name.
     """
+    env = evaluate(ir, inputs, params)
+    out = {name: env[n] for name, n in ir.outputs}
+    out.update({f"attention.{name}": env[n] for name, n in ir.attention.items()})
+    if record:
+        out.update({ir.node(n).name: v for n, v in env.items()})
+    return out
+
+
+def evaluate(ir: IR, inputs: Mapping[str, np.ndarray],
+             params: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
+    """Every node's value, by node id."""
     env: dict[int, np.ndarray] = {}
     by_name = {ir.node(n).name: n for n in ir.inputs}
     for name, n in by_name.items():
@@ -47,8 +58,4 @@ def run(ir: IR, inputs: Mapping[str, np.ndarray], params: Mapping[str, np.ndarra
         except Exception as err:  # annotate with the node; this is the oracle's own failure
             raise InternalError(
                 f"while executing {nd.name} ({nd.op}) at {nd.span}: {err!r}") from err
-    out = {name: env[n] for name, n in ir.outputs}
-    out.update({f"attention.{name}": env[n] for name, n in ir.attention.items()})
-    if record:
-        out.update({ir.node(n).name: v for n, v in env.items()})
-    return out
+    return env
