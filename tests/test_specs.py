@@ -176,7 +176,8 @@ def test_batch_independence_in_eval_mode(spec, hyper, backend):
 # parameters the authors' code deliberately keeps out of the gradient: EMANet runs its EM
 # iterations under no_grad, so the bases and the input conv before them get none (the author
 # confirms it is intended: XiaLiPKU/EMANet issue #14; tests/test_refs_emanet.py checks the set)
-NO_GRADIENT = {"emanet": {"conv1.weight", "conv1.bias", "mu"}}
+NO_GRADIENT = {"emanet": {"conv1.weight", "conv1.bias", "mu"},
+               "hamnet": {"ham.bases"}}  # the NMF iterations run under no_grad too
 
 
 @pytest.mark.parametrize(("spec", "hyper"), CASES)
