@@ -131,7 +131,7 @@ def test_case_dim_sizes_are_distinct(spec, hyper, sizes):
 def test_backends_agree_on_random_weights(spec, hyper, sizes):
     m = _module(spec, hyper)
     x = h.make_inputs(m.ir, sizes, seed=5)
-    h.assert_backends_agree(m, x, label=_label(spec, hyper, sizes))
+    h.assert_backends_agree(m, x, label=_label(spec, hyper, sizes), **TOLERANCE.get(spec, {}))
 
 
 @pytest.mark.parametrize(("spec", "hyper"), CASES)
@@ -172,6 +172,11 @@ def test_batch_independence_in_eval_mode(spec, hyper, backend):
         np.testing.assert_allclose(b[key][0], a[key][0], rtol=1e-6, atol=1e-7, err_msg=key)
         assert not np.allclose(b[key][1:], a[key][1:]), f"{key}: other samples did not change"
 
+
+# wider float32 tolerances, with the reason: GloRe's code (normalize=False) sums over H·W
+# twice without scaling, so at random weights its outputs reach ~5e2 and float32 rounding
+# leaves ~1e-4 absolute on small elements in every backend (each is that far from float64)
+TOLERANCE = {"glore": {"atol": 3e-4}}
 
 # parameters the authors' code deliberately keeps out of the gradient: EMANet runs its EM
 # iterations under no_grad, so the bases and the input conv before them get none (the author
@@ -239,7 +244,8 @@ def test_one_onnx_model_serves_every_batch_and_spatial_size(spec, hyper):
         x = h.make_inputs(m.ir, sizes, seed=11)
         want = h.run_torch(m, x)
         got = dict(zip(h.output_keys(m.ir), sess.run(None, x), strict=True))
-        errors = h.compare(_label(spec, hyper, sizes), ("torch", "ort"), want, got)
+        errors = h.compare(_label(spec, hyper, sizes), ("torch", "ort"), want, got,
+                           **TOLERANCE.get(spec, {}))
         assert not errors, "\n".join(errors)
 
 
