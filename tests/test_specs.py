@@ -61,6 +61,11 @@ SETTINGS: dict[str, list[tuple[str, dict]]] = {
     "hamnet": [("C24-r6-s3", {"C": 24, "r": 6, "steps": 3}),
                ("C40-r8-s2", {"C": 40, "r": 8, "steps": 2})],
     "gltr": [("C24", {"C": 24}), ("C40", {"C": 40})],
+    # FcaNet's DCT basis fixes the map size: H = W = 7 here (the shapes' H, W do not apply)
+    "fcanet": [("C32-r4", {"C": 32, "r": 4, "H": 7, "W": 7}),
+               ("C48-r8", {"C": 48, "r": 8, "H": 7, "W": 7})],
+    "attgate": [("C24-G20-I12", {"C": 24, "Cg": 20, "inter": 12}),
+                ("C40-G16-I8", {"C": 40, "Cg": 16, "inter": 8})],
 }
 # a spec added to specs/ without an entry above still runs, on these (and a test says so)
 DEFAULT_SETTINGS = [("C24", {"C": 24}), ("C40", {"C": 40})]
@@ -69,11 +74,12 @@ DEFAULT_SETTINGS = [("C24", {"C": 24}), ("C40", {"C": 40})]
 # (token layouts [N, L, D] take L, per-frame layouts [N, C, T] take T; a dim a block lacks
 # is ignored)
 SHAPES = [
-    pytest.param({"N": 3, "H": 7, "W": 9, "L": 5, "T": 6}, id="n3_h7_w9"),
-    pytest.param({"N": 1, "H": 11, "W": 13, "L": 7, "T": 8}, id="n1_h11_w13"),
-    pytest.param({"N": 4, "H": 3, "W": 10, "L": 11, "T": 12}, id="n4_h3_w10"),
+    pytest.param({"N": 3, "H": 7, "W": 9, "L": 5, "T": 6, "Hg": 4, "Wg": 5}, id="n3_h7_w9"),
+    pytest.param({"N": 1, "H": 11, "W": 13, "L": 7, "T": 8, "Hg": 6, "Wg": 7}, id="n1_h11_w13"),
+    pytest.param({"N": 4, "H": 3, "W": 10, "L": 11, "T": 12, "Hg": 2, "Wg": 5},
+                 id="n4_h3_w10"),
 ]
-BASE_SHAPE = {"N": 3, "H": 7, "W": 9, "L": 5, "T": 6}
+BASE_SHAPE = {"N": 3, "H": 7, "W": 9, "L": 5, "T": 6, "Hg": 4, "Wg": 5}
 
 CASES = [
     pytest.param(path.stem, hyper, id=f"{path.stem}-{hid}")
