@@ -61,9 +61,9 @@ SETTINGS: dict[str, list[tuple[str, dict]]] = {
     "hamnet": [("C24-r6-s3", {"C": 24, "r": 6, "steps": 3}),
                ("C40-r8-s2", {"C": 40, "r": 8, "steps": 2})],
     "gltr": [("C24", {"C": 24}), ("C40", {"C": 40})],
-    # FcaNet's DCT basis fixes the map size: H = W = 7 here (the shapes' H, W do not apply)
-    "fcanet": [("C32-r4", {"C": 32, "r": 4, "H": 7, "W": 7}),
-               ("C48-r8", {"C": 48, "r": 8, "H": 7, "W": 7})],
+    # FcaNet's DCT basis fixes the map size: 7 x 5 here (the shapes' H, W do not apply)
+    "fcanet": [("C32-r4", {"C": 32, "r": 4, "H": 7, "W": 5}),
+               ("C48-r8", {"C": 48, "r": 8, "H": 7, "W": 5})],
     "attgate": [("C24-G20-I12", {"C": 24, "Cg": 20, "inter": 12}),
                 ("C40-G16-I8", {"C": 40, "Cg": 16, "inter": 8})],
 }
