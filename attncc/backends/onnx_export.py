@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from attncc.backends import lowering
+from attncc.backends.torch_codegen import display_path
 from attncc.diagnostics import ExportError
 from attncc.ir import IR
 
@@ -122,7 +123,7 @@ def build_model(ir: IR, weights: Mapping[str, np.ndarray], *, attention_outputs:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="attncc", ir_version=IR_VERSION)
-    model.doc_string = f"{ir.block} from {ir.path}"
+    model.doc_string = f"{ir.block} from {display_path(ir.path)}"
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
