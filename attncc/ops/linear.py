@@ -55,6 +55,8 @@ class Dense(Op):
     """dense(x, In -> Out, bias: bool = true, zero_init: bool = false) -> x with In -> Out.
 
     A learned linear map of one named dim: SE's FC layers, survey eq. (2); CBAM's shared MLP.
+    `In -> ()` maps the dim to a single number and drops it: an attention score per position
+    (soft attention's `w·tanh(...)`, survey eq. (33)).
     """
 
     name = "dense"
@@ -66,14 +68,14 @@ class Dense(Op):
     )
     traits = frozenset({"has_params", "pure"})
 
-    def _dims(self, x: TensorType, m: Map) -> tuple[str, str]:
+    def _dims(self, x: TensorType, m: Map) -> tuple[str, str | None]:
         src = _one_dim(m.src, "source", self.name, allow_none=False)
-        dst = _one_dim(m.dst, "destination", self.name, allow_none=False)
-        assert src is not None and dst is not None
+        dst = _one_dim(m.dst, "destination", self.name, allow_none=True)
+        assert src is not None
         if src not in x:
             raise OpError(f"dense maps dim `{src}` but its input has dims {x}", arg="map",
                           hints=(f"map one of the input's dims: {', '.join(x.dims)}",))
-        if dst != src and dst in x:
+        if dst is not None and dst != src and dst in x:
             raise OpError(f"dense would give two dims named `{dst}`", arg="map",
                           hints=("name the new dim differently, e.g. with `dim D = ...`",))
         return src, dst
@@ -81,31 +83,35 @@ class Dense(Op):
     def infer(self, ctx: InferContext, ins: list[TensorType], attrs: dict[str, Any]) -> TensorType:
         (x,) = ins
         src, dst = self._dims(x, attrs["map"])
-        return x.replace(src, (dst,))
+        return x.replace(src, (dst,) if dst else ())
 
     def params(self, ctx, ins, attrs):
         src, dst = self._dims(ins[0], attrs["map"])
-        n_in, n_out = ctx.require_size(src, "dense"), ctx.require_size(dst, "dense")
+        n_in = ctx.require_size(src, "dense")
+        n_out = ctx.require_size(dst, "dense") if dst else 1
         return _linear_params((n_out, n_in), n_in, attrs)
 
     def resolve(self, ins, out, attrs):
-        src, _ = self._dims(ins[0], attrs["map"])
-        return {"axis": ins[0].index(src), "rank": ins[0].rank}
+        src, dst = self._dims(ins[0], attrs["map"])
+        return {"axis": ins[0].index(src), "rank": ins[0].rank, "drop": dst is None}
 
-    def numpy(self, x, weight, bias=None, *, axis, rank):
+    def numpy(self, x, weight, bias=None, *, axis, rank, drop):
         y = np.moveaxis(x, axis, -1) @ weight.T
         if bias is not None:
             y = y + bias
-        return np.moveaxis(y, -1, axis).astype(np.float32)
+        y = y[..., 0] if drop else np.moveaxis(y, -1, axis)
+        return y.astype(np.float32)
 
-    def torch(self, e, x, weight, bias=None, *, axis, rank):
+    def torch(self, e, x, weight, bias=None, *, axis, rank, drop):
         b = bias if bias is not None else "None"
-        if axis == rank - 1:
-            return f"F.linear({x}, {weight}, {b})"
-        return f"F.linear({x}.movedim({axis}, -1), {weight}, {b}).movedim(-1, {axis})"
+        moved = x if axis == rank - 1 else f"{x}.movedim({axis}, -1)"
+        y = f"F.linear({moved}, {weight}, {b})"
+        if drop:
+            return f"{y}.squeeze(-1)"
+        return y if axis == rank - 1 else f"{y}.movedim(-1, {axis})"
 
-    def onnx(self, e, x, weight, bias=None, *, axis, rank):
-        if rank == 2 and axis == 1:
+    def onnx(self, e, x, weight, bias=None, *, axis, rank, drop):
+        if rank == 2 and axis == 1 and not drop:
             ins = [x, weight] + ([bias] if bias is not None else [])
             return e.op("Gemm", ins, transB=1)
         perm = list(range(rank))
@@ -114,6 +120,8 @@ class Dense(Op):
         y = e.op("MatMul", [xt, e.op("Transpose", [weight], perm=[1, 0])])
         if bias is not None:
             y = e.op("Add", [y, bias])
+        if drop:  # the remaining dims are already in the output's order
+            return e.op("Squeeze", [y, e.const_i64((-1,))])
         if perm_or_none(tuple(perm)):
             inverse = [perm.index(i) for i in range(rank)]
             y = e.op("Transpose", [y], perm=inverse)
@@ -129,6 +137,8 @@ class Dense(Op):
             Sample(inputs=(("N", "C"),), attrs={"map": Map(("C",), ("D",))}, sizes={"D": 3}),
             Sample(inputs=(("N", "C", "H"),), attrs={"map": Map(("C",), ("D",)), "bias": False},
                    sizes={"D": 4}),
+            # a score per position: C is mapped to one number and dropped
+            Sample(inputs=(("N", "C", "H"),), attrs={"map": Map(("C",), ())}),
         ]
 
 
