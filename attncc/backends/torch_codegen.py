@@ -260,6 +260,15 @@ def _init_stmt(ref: str, spec: ParamSpec) -> str:
     if spec.init == "uniform":
         low, high = spec.init_args
         return f"torch.nn.init.uniform_({ref}, {low!r}, {high!r})"
+    if spec.init == "dct2d":  # FcaNet's DCT basis; init_args: u_0.., v_0.. (ops/const.py)
+        k = len(spec.init_args) // 2
+        uv = tuple(zip(spec.init_args[:k], spec.init_args[k:], strict=True))
+        c, h, w = spec.shape
+        b = "(math.cos(math.pi * {f} * ({p} + 0.5) / {n}) / math.sqrt({n}) * " \
+            "(math.sqrt(2) if {f} else 1.0))"
+        val = f"{b.format(f='u', p='i', n=h)} * {b.format(f='v', p='j', n=w)}"
+        return (f"{ref}.copy_(torch.tensor([[[{val} for j in range({w})] for i in range({h})] "
+                f"for u, v in {uv!r} for _ in range({c // k})]))")
     if spec.init != "zeros":
         raise ValueError(f"no initialiser `{spec.init}`")
     return f"{ref}.zero_()"

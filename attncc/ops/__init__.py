@@ -4,6 +4,7 @@ from attncc.ops import (  # noqa: F401 - importing a family module registers its
     activation,
     arith,
     broadcast,
+    const,
     contract,
     grad,
     layout,
