@@ -34,6 +34,7 @@ from attncc.ops import get_op, has_op, user_ops
 from attncc.ops.base import (
     Arg,
     BoolArg,
+    ChoiceArg,
     DimArg,
     DimsArg,
     FloatArg,
@@ -866,6 +867,8 @@ class Elaborator(InferContext):
                     hints=("e.g. `dense(z, C -> C // r)`",))
             return Map(self._map_side(frame, e.src, source=True),
                        self._map_side(frame, e.dst, source=False))
+        if isinstance(kind, ChoiceArg):
+            return self._choice(op, key, kind, e)
         if isinstance(e, (ast.NameSeq, ast.DimMap, ast.Empty)):
             raise SignatureError(f"`{key}` takes a value, not dims", e.span)
         if isinstance(kind, BoolArg):
@@ -907,6 +910,20 @@ class Elaborator(InferContext):
                     notes=self._def_note(frame, e))
             return v
         raise SignatureError(f"`{key}` cannot be set in a spec", e.span)
+
+    @staticmethod
+    def _choice(op: Op, key: str, kind: ChoiceArg, e: ast.Expr) -> str:
+        """A string literal naming one of `kind.choices`."""
+        words = " or ".join(f'"{c}"' for c in kind.choices)
+        if not isinstance(e, ast.StrLit):
+            word = e.name if isinstance(e, ast.Var) else kind.choices[0]
+            raise SignatureError(f"`{key}` of `{op.name}` is a string, one of {words}", e.span,
+                                 hints=(f'write it in quotes: `{key}="{word}"`',))
+        if e.value not in kind.choices:
+            raise HyperparameterError(
+                f'`{key}` of `{op.name}` is one of {words}, got "{e.value}"', e.span,
+                hints=did_you_mean(e.value, kind.choices, "choice"))
+        return e.value
 
     def _dim_names(self, frame: _Frame, e: ast.Expr, hint: str) -> tuple[str, ...]:
         match e:
@@ -1247,6 +1264,8 @@ def _signature_text(op: Op) -> str:
         if type(kind) is Arg:
             continue
         shown = k if kind.required else f"{k}={_default_text(kind.default)}"
+        if isinstance(kind, ChoiceArg):
+            shown += "".join(f'|"{c}"' for c in kind.choices if c != kind.default)
         parts.append(shown)
     return f"{op.name}({', '.join(parts)})"
 
@@ -1256,6 +1275,8 @@ def _default_text(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, Map):
         return str(v)
+    if isinstance(v, str):
+        return f'"{v}"'
     return "none" if v is None else str(v)
 
 

@@ -57,6 +57,13 @@ class BoolArg(Arg):
 
 
 @dataclass(frozen=True)
+class ChoiceArg(Arg):
+    """One word of `choices`, written as a string literal (`mode="bilinear"`)."""
+
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Signature:
     """Tensor inputs first, then attributes; `positional` lists what may be passed by position."""
 
