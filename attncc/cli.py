@@ -149,7 +149,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"{ir.block}: {ir.parameter_count():,} parameters, opset "
           f"{model.opset_import[0].version}, {len(model.graph.node)} ONNX nodes")
     print(f"onnxruntime vs torch on {shape_text} (the block's weights and random ones): "
-          f"max |difference| = {diff:.3g}")
+          f"max |difference| = {diff:.3g} (over the output's scale when it exceeds 1)")
     if not diff <= args.tol:  # also catches NaN
         print(f"error: difference {diff:.3g} exceeds the tolerance {args.tol:g}; "
               f"{args.output} was not written", file=sys.stderr)

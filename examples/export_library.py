@@ -52,7 +52,8 @@ def main() -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     print("batch and spatial dims stay dynamic in the exported graphs; the difference is the")
-    print("largest of two runs, at the block's initial weights and at random ones\n")
+    print("largest of two runs, at the block's initial weights and at random ones, taken over")
+    print("each output's scale when that exceeds 1\n")
     print(line.format(*header))
     print(line.format(*("-" * w for w in widths)))
     for r in rows:
