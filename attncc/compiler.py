@@ -68,8 +68,8 @@ def example_sizes(ir_inputs: list[tuple[str, tuple[str, ...]]],
 
 
 def _entry(source: Source, block: str | None):
-    from attncc.elaborate import entry_block, load_module
     from attncc.library import library_dir
+    from attncc.source import entry_block, load_module
     from attncc.syntax import parse
 
     sources: dict[str, str] = {}
