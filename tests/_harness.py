@@ -74,6 +74,18 @@ def make_inputs(ir: IR, sizes: Mapping[str, int], seed: int) -> dict[str, np.nda
             for name, shape in input_shapes(ir, sizes).items()}
 
 
+def nchw(channels: int, shape: tuple[int, int, int], seed: int) -> torch.Tensor:
+    """A standard-normal [N, C, H, W] tensor for shape (N, H, W): the paper references' input."""
+    n, hh, ww = shape
+    return torch.randn(n, channels, hh, ww, generator=torch.Generator().manual_seed(seed))
+
+
+def torch_input(module: Any, sizes: Mapping[str, int], seed: int) -> torch.Tensor:
+    """The input tensor of a one-input block, for any layout ([N, C, H, W], [N, L, D], ...)."""
+    (x,) = make_inputs(module.ir, sizes, seed).values()
+    return torch.from_numpy(x)
+
+
 randomize_ = attncc.api.randomize_  # every floating tensor random and nonzero
 
 

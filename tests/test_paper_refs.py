@@ -40,9 +40,7 @@ def _pair(spec: str, hyper: dict, seed: int = 0):
 
 
 def _input(hyper: dict, shape: tuple[int, int, int], seed: int) -> torch.Tensor:
-    n, hh, ww = shape
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, hyper["C"], hh, ww, generator=g)
+    return h.nchw(hyper["C"], shape, seed)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -55,11 +55,9 @@ def _pair(spec: str, hyper: dict, seed: int = 0):
 
 
 def _input(spec: str, hyper: dict, shape: tuple[int, int, int], seed: int) -> torch.Tensor:
-    n, hh, ww = shape
-    g = torch.Generator().manual_seed(seed)
     if spec == "highway":
-        return torch.randn(n, hyper["D"], generator=g)
-    return torch.randn(n, hyper["C"], hh, ww, generator=g)
+        return torch.randn(shape[0], hyper["D"], generator=torch.Generator().manual_seed(seed))
+    return h.nchw(hyper["C"], shape, seed)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -53,20 +53,13 @@ def _pair(spec: str, hyper: dict, seed: int = 0):
     return h.paired(spec, hyper, make(hyper), convert, seed=seed)
 
 
-def _input(spec: str, hyper: dict, sizes: dict, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    if spec == "vit":
-        return torch.randn(sizes["N"], sizes["L"], hyper["D"], generator=g)
-    return torch.randn(sizes["N"], hyper["C"], sizes["H"], sizes["W"], generator=g)
-
-
 @pytest.mark.parametrize("sizes", SHAPES)
 @pytest.mark.parametrize(("spec", "hyper"), CASES)
 def test_matches_paper_reference_in_eval_mode(spec, hyper, sizes):
     m, ref = _pair(spec, hyper)
     m.eval()
     ref.eval()
-    x = _input(spec, hyper, sizes, seed=1)
+    x = h.torch_input(m, sizes, seed=1)
     with torch.no_grad():
         y = m(x)
         torch.testing.assert_close(y, ref(x), **TOL)
@@ -78,7 +71,7 @@ def test_matches_paper_reference_in_eval_mode(spec, hyper, sizes):
 def test_vit_attention_map_is_torchs_per_head_weights(spec, hyper, sizes):
     """The compiled a: [N, L, Hd, M] is torch's unaveraged weights [N, heads, L, M]."""
     m, ref = _pair(spec, hyper)
-    x = _input(spec, hyper, sizes, seed=2)
+    x = h.torch_input(m, sizes, seed=2)
     with torch.no_grad():
         _, maps = m(x, return_attention=True)
         a = maps["a"] if isinstance(maps, dict) else maps[0]
@@ -97,7 +90,7 @@ def test_training_step_matches(spec, hyper):
     m, ref = _pair(spec, hyper, seed=2)
     m.train().double()
     ref.train().double()
-    x = _input(spec, hyper, {"N": 3, "H": 7, "W": 9}, seed=3).double()
+    x = h.torch_input(m, {"N": 3, "H": 7, "W": 9}, seed=3).double()
     y, want = m(x), ref(x)
     torch.testing.assert_close(y, want, **TOL)
     w = torch.randn(y.shape, generator=torch.Generator().manual_seed(4), dtype=y.dtype)

@@ -45,20 +45,13 @@ def _pair(spec: str, hyper: dict, seed: int = 0):
     return m, ref
 
 
-def _input(spec: str, hyper: dict, sizes: dict, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    if spec == "gltr":
-        return torch.randn(sizes["N"], hyper["C"], sizes["T"], generator=g)
-    return torch.randn(sizes["N"], hyper["C"], sizes["H"], sizes["W"], generator=g)
-
-
 @pytest.mark.parametrize("sizes", SHAPES)
 @pytest.mark.parametrize(("spec", "hyper"), CASES)
 def test_matches_paper_reference_in_eval_mode(spec, hyper, sizes):
     m, ref = _pair(spec, hyper)
     m.eval()
     ref.eval()
-    x = _input(spec, hyper, sizes, seed=1)
+    x = h.torch_input(m, sizes, seed=1)
     with torch.no_grad():
         y = m(x)
         want = ref(x)
@@ -76,7 +69,7 @@ def test_training_step_matches(spec, hyper):
     m.train().double()
     ref.train().double()
     sizes = {"N": 3, "H": 7, "W": 9, "T": 6}
-    x = _input(spec, hyper, sizes, seed=3).double()
+    x = h.torch_input(m, sizes, seed=3).double()
     y, want = m(x), ref(x)
     torch.testing.assert_close(y, want, **TOL)
     w = torch.randn(y.shape, generator=torch.Generator().manual_seed(4), dtype=y.dtype)
