@@ -29,6 +29,11 @@ readme: $(STAMP)
 	p = pathlib.Path('README.md'); \
 	p.write_text(re.sub(r'(?s)(<!-- specs:begin -->).*(<!-- specs:end -->)', lambda m: m[1] + chr(10) + t + chr(10) + m[2], p.read_text()))"
 
+# rewrite docs/language.md from the grammar and the op registry (tests/test_docs.py checks it)
+.PHONY: docs
+docs: $(STAMP)
+	$(BIN)/python -m attncc.docs -o docs/language.md
+
 lint: $(STAMP)
 	$(BIN)/ruff check attncc tests examples benchmarks
 	$(BIN)/ruff format --check attncc

@@ -23,8 +23,11 @@ __all__ = [
     "__version__",
     "check",
     "compile",
+    "count",
     "export_onnx",
+    "insert",
     "load",
+    "nets",
     "onnx_session",
 ]
 
@@ -36,4 +39,15 @@ def __getattr__(name: str) -> Any:
         from attncc import api
 
         return getattr(api, name)
+    if name in ("insert", "count"):
+        import importlib
+
+        # the functions live in attncc/insertion.py and attncc/counting.py: a submodule named
+        # like the function would be bound over it on import
+        module = {"insert": "insertion", "count": "counting"}[name]
+        return getattr(importlib.import_module(f"attncc.{module}"), name)
+    if name == "nets":
+        import importlib
+
+        return importlib.import_module("attncc.nets")  # imports torch
     raise AttributeError(f"module 'attncc' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The `attncc` command line: check, show, compile, export, list; diagnostics and exit codes.
+"""The `attncc` command line: check, show, compile, export, count, list; diagnostics and exit codes.
 
 Exit codes: 0 ok, 1 a mistake in the user's input, 2 bad command-line usage, 3 an internal
 error (with a "please report" line; the traceback only with --traceback).
@@ -236,6 +236,53 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+NET_NAMES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnext50_32x4d", "mobilenet_v2")
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    from attncc.counting import count
+
+    net, _, attention = args.target.partition("+")
+    if net in NET_NAMES:
+        from attncc import nets
+
+        shape = parse_shapes(args.shape).get("x", (1, 3, 224, 224)) if args.shape else (
+            1, 3, 224, 224)
+        kw: dict[str, Any] = {"input_size": tuple(shape[2:4])}
+        if attention:
+            kw.update(attention=attention, attention_args=parse_sets(args.set),
+                      placement=args.placement)
+        elif args.set or args.placement:
+            raise UsageError(f"--set and --placement need attention: `{net}+SPEC`")
+        if args.stride_in_1x1:
+            if not net.startswith("res"):
+                raise UsageError("--stride-in-1x1 applies to the ResNets")
+            kw["stride_in_1x1"] = True
+        model, shapes = nets.NETS[net](**kw), [shape]
+    else:
+        if args.placement or args.stride_in_1x1:
+            raise UsageError("--placement and --stride-in-1x1 apply to networks "
+                             f"({', '.join(NET_NAMES)})")
+        from attncc.api import compile as compile_module
+        from attncc.compiler import read_source
+
+        src = read_source(args.target)
+        hyper = parse_sets(args.set)
+        from attncc.compiler import example_shapes
+
+        by_name = parse_shapes(args.shape) or example_shapes(src, None, hyper)
+        model = compile_module(src.path if src.path != "<string>" else src.text,
+                               shapes=by_name, **hyper)
+        names = [model.ir.node(n).name for n in model.ir.inputs]
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise UsageError(f"give an example shape for every input: --shape "
+                             f"{missing[0]}=N,C,H,W")
+        shapes = [by_name[n] for n in names]
+    print(count(model, shapes).table(layers=not args.total))
+    return EXIT_OK
+
+
 # ---- parser ----
 _EXAMPLES = {
     "check": "examples:\n  attncc check specs/se.attn --set C=64\n"
@@ -246,6 +293,14 @@ _EXAMPLES = {
     "show": "examples:\n  attncc show se --set C=64\n"
             "  attncc show cbam --set C=64 --after infer-shapes\n"
             "  attncc show cbam --format svg -o cbam.svg",
+    "count": "examples:\n  attncc count se --shape x=1,256,56,56\n"
+             "  attncc count resnet50+se --total\n"
+             "  attncc count resnet50+cbam --stride-in-1x1 --set r=16\n"
+             "  attncc count mobilenet_v2+coordatt --shape x=1,3,224,224\n"
+             "  attncc count resnet18+eca --placement block --total\n"
+             "MACs: multiply-accumulates of convs, linear layers and contractions (= FLOPs / 2 "
+             "as\ntorch.utils.flop_counter counts them); other FLOPs: elementwise ops and "
+             "reductions.",
     "compile": "examples:\n  attncc compile cbam --set C=256 -o cbam_block.py\n"
                "  python -c 'import cbam_block, torch; print(cbam_block.CBAM())'",
 }
@@ -302,6 +357,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = command("compile", "write the block as a standalone PyTorch .py file", cmd_compile)
     sp.add_argument("-o", "--output", required=True, help="the .py file to write")
+
+    sp = command("count", "parameters and multiply-accumulates per layer and in total, of a "
+                 "spec or a network with blocks", cmd_count, spec=False)
+    sp.add_argument("target", help="a spec (name or .attn file), or a network: "
+                    "resnet18|resnet34|resnet50|resnet101|resnext50_32x4d|mobilenet_v2, "
+                    "optionally +SPEC for its attention blocks (resnet50+se)")
+    sp.add_argument("--set", action="append", default=[], metavar="K=V",
+                    help="a hyperparameter of the spec / the attention blocks (repeatable)")
+    sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
+                    help="an input shape (default: the spec's `example`; x=1,3,224,224 for "
+                    "a network)")
+    sp.add_argument("--placement", help="where a network gets the blocks (default: the "
+                    "paper's): branch, conv, after_3x3, dw, replace_3x3, stage, block")
+    sp.add_argument("--stride-in-1x1", action="store_true",
+                    help="the original ResNet, stride in the first 1x1 conv (as SENet, CBAM "
+                    "and BAM count FLOPs)")
+    sp.add_argument("--total", action="store_true", help="totals only, no per-layer rows")
 
     sp = command("list", "list the bundled specs", cmd_list, spec=False)
     sp.add_argument("--markdown", action="store_true",

@@ -12,9 +12,13 @@ class TensorType:
     dims: tuple[str, ...]
     # dims held at size 1 for broadcasting (only `align` produces them)
     bcast: frozenset[str] = frozenset()
+    # element type: float32 everywhere, except the int64 indices of selection ops (argmax),
+    # which only ops listing the tensor in `Op.int_inputs` accept (the elaborator checks)
+    dtype: str = "float32"
 
     def __str__(self) -> str:
-        return "[" + ", ".join(f"{d}=1" if d in self.bcast else d for d in self.dims) + "]"
+        dims = "[" + ", ".join(f"{d}=1" if d in self.bcast else d for d in self.dims) + "]"
+        return dims if self.dtype == "float32" else f"{dims} {self.dtype}"
 
     @property
     def real(self) -> tuple[str, ...]:

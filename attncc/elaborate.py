@@ -514,10 +514,11 @@ class Elaborator(InferContext):
             for i in range(len(pieces))
         ]
 
-    # initialisers a `param` declaration may name, with their positional arguments
-    _PARAM_INITS: ClassVar[dict[str, tuple[str, ...]]] = {
+    # initialisers a `param` declaration may name, with their positional arguments;
+    # `values` (None) takes one number per element, in row-major order
+    _PARAM_INITS: ClassVar[dict[str, tuple[str, ...] | None]] = {
         "zeros": (), "ones": (), "constant": ("value",), "normal": ("std",),
-        "uniform": ("low", "high"),
+        "uniform": ("low", "high"), "values": None,
     }
 
     def _param_decl(self, frame: _Frame, stmt: ast.ParamDecl, dims: ast.TensorTypeAst,
@@ -543,10 +544,17 @@ class Elaborator(InferContext):
                 raise NameError_(
                     f"unknown initialiser `{ast.unparse(init)}`", init.span,
                     hints=("initialisers: zeros, ones, constant(v), normal(std), "
-                           "uniform(low, high)",))
+                           "uniform(low, high), values(v, ...)",))
             want = self._PARAM_INITS[fname]
             given = call.args if call else ()
-            if len(given) != len(want) or (call and call.kwargs):
+            if want is None:  # `values(...)`: exactly one number per element
+                numel = math.prod(shape)
+                if len(given) != numel or (call and call.kwargs):
+                    raise SignatureError(
+                        f"`values` gives {len(given)} numbers for the {numel} elements of "
+                        f"`{stmt.target.text}`", init.span,
+                        hints=("list one number per element, in row-major order",))
+            elif len(given) != len(want) or (call and call.kwargs):
                 raise SignatureError(
                     f"`{fname}` takes {len(want)} argument{'s' if len(want) != 1 else ''}"
                     + (f" ({', '.join(want)})" if want else ""), init.span)
@@ -776,7 +784,8 @@ class Elaborator(InferContext):
                     "positional argument after a keyword argument", late[0].span,
                     hints=(_late_positional_hint(sig, call, late[0]),),
                 )
-        n_tensors = 0 if partial else (len(positional) if sig.variadic else len(sig.tensors))
+        n_required = len(sig.tensors) - len(sig.optional)
+        n_tensors = 0 if partial else (len(positional) if sig.variadic else n_required)
         if sig.variadic and not partial:
             n_tensors = sum(1 for a in positional
                             if not isinstance(a, (ast.DimMap, ast.NameSeq, ast.Empty)))
@@ -803,7 +812,7 @@ class Elaborator(InferContext):
                                else self._need_tensor(v, kw.value, op))
                 by_keyword.add(name)
                 spans[name] = kw.span
-        if len(tensors) < (1 if sig.variadic else len(sig.tensors)) and not partial:
+        if len(tensors) < (1 if sig.variadic else n_required) and not partial:
             missing = sig.tensors[len(tensors)] if not sig.variadic else sig.tensors[0]
             raise SignatureError(
                 f"`{op.name}` needs a tensor argument `{missing}`", call.span,
@@ -865,8 +874,9 @@ class Elaborator(InferContext):
                 raise SignatureError(
                     f"`{key}` is a dim map `In -> Out`", e.span,
                     hints=("e.g. `dense(z, C -> C // r)`",))
-            return Map(self._map_side(frame, e.src, source=True),
-                       self._map_side(frame, e.dst, source=False))
+            dst = (self._dim_names(frame, e.dst, f"`{key}` makes new dims: name them")
+                   if kind.new_dst else self._map_side(frame, e.dst, source=False))
+            return Map(self._map_side(frame, e.src, source=True), dst)
         if isinstance(kind, ChoiceArg):
             return self._choice(op, key, kind, e)
         if isinstance(e, (ast.NameSeq, ast.DimMap, ast.Empty)):
@@ -1001,6 +1011,14 @@ class Elaborator(InferContext):
         """Infer the result type, make (or reuse) parameters, and add the node."""
         frame = self.stack[-1]
         ins = [self.ir.node(t.nid).out for t in tensors]
+        names = ([op.signature.tensors[0]] * len(ins) if op.signature.variadic
+                 else op.signature.tensors)
+        for i, (t, tname) in enumerate(zip(ins, names, strict=False)):
+            if t.dtype != "float32" and tname not in op.int_inputs:
+                where = tensor_spans[i] if tensor_spans and i < len(tensor_spans) else span
+                raise ShapeError(
+                    f"`{op.name}` takes float tensors, but `{tname}` is {t} (indices)", where,
+                    hints=("indices select with `take(x, index, along=...)`",))
         try:
             out = op.infer(self, ins, attrs)
             specs = op.params(self, ins, attrs)

@@ -32,6 +32,7 @@ class Function:
     fn: Callable[..., Scalar]
     arity: tuple[int, int]  # min, max positional arguments
     doc: str
+    bool_first: bool = False  # the first argument is a bool (a condition), the rest numbers
 
 
 def _odd(t: Scalar) -> int:
@@ -58,6 +59,10 @@ def _sqrt(v: Scalar) -> float:
     return math.sqrt(v)
 
 
+def _choose(c: Scalar, a: Scalar, b: Scalar) -> Scalar:
+    return a if c else b
+
+
 FUNCTIONS: dict[str, Function] = {
     "int": Function(int, (1, 1), "truncate towards zero"),
     "float": Function(float, (1, 1), "convert to a real number"),
@@ -71,6 +76,8 @@ FUNCTIONS: dict[str, Function] = {
     "odd": Function(_odd, (1, 1), "t if t is odd else t + 1 (ECA's kernel-size rule)"),
     "max": Function(max, (2, 16), "largest argument"),
     "min": Function(min, (2, 16), "smallest argument"),
+    "choose": Function(_choose, (3, 3), "choose(c, a, b): a if the bool c is true, else b",
+                       bool_first=True),
 }
 
 
@@ -152,7 +159,10 @@ def call(name: str, args: list[Scalar], span: Span) -> Scalar:
         want = plural(lo, "argument") if lo == hi else f"{lo} to {hi} arguments"
         raise SignatureError(f"`{name}` takes {want}, got {len(args)}", span,
                              hints=(f"`{name}`: {fn.doc}",))
-    if any(isinstance(a, bool) for a in args):
+    if fn.bool_first and not isinstance(args[0], bool):
+        raise HyperparameterError(f"`{name}` takes a bool first, got {type_name(args[0])}", span,
+                                  hints=(f"`{name}`: {fn.doc}",))
+    if any(isinstance(a, bool) for a in args[1 if fn.bool_first else 0 :]):
         raise HyperparameterError(f"`{name}` takes numbers, not a bool", span)
     try:
         r = fn.fn(*args)

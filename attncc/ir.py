@@ -180,8 +180,9 @@ class _BuildContext(InferContext):
         self.ir.dims[new] = size
 
 
-def single_op(op: Op, inputs: Sequence[tuple[str, ...]], attrs: Mapping[str, Any],
-              sizes: Mapping[str, int | None], *, block: str | None = None) -> IR:
+def single_op(op: Op, inputs: Sequence[tuple[str, ...] | TensorType],
+              attrs: Mapping[str, Any], sizes: Mapping[str, int | None], *,
+              block: str | None = None) -> IR:
     """A one-op IR: an input per tensor, the op with its parameter nodes, and one output `y`.
 
     Attributes missing from `attrs` take the signature's defaults, as a spec call would. The
@@ -204,17 +205,19 @@ def single_op(op: Op, inputs: Sequence[tuple[str, ...]], attrs: Mapping[str, Any
         raise OpError(f"{op.name} needs `{missing[0]}`", arg=missing[0])
     if sig.variadic:
         names = [f"{sig.tensors[0]}{i}" for i in range(len(inputs))]
-    elif len(inputs) == len(sig.tensors):
-        names = list(sig.tensors)
+    elif len(sig.tensors) - len(sig.optional) <= len(inputs) <= len(sig.tensors):
+        names = list(sig.tensors[: len(inputs)])
     else:
         raise OpError(f"{op.name} takes {len(sig.tensors)} tensors, not {len(inputs)}")
     ir = IR(block=block or op.name)
     ir.dims.update(sizes)
     ids = []
     for name, dims in zip(names, inputs, strict=True):
-        for d in dims:
+        # a TensorType gives an input another dtype (int64 indices); a tuple is float32
+        t = dims if isinstance(dims, TensorType) else TensorType(tuple(dims))
+        for d in t.dims:
             ir.dims.setdefault(d, None)
-        ids.append(ir.add(Node("input", {}, TensorType(tuple(dims)), name)))
+        ids.append(ir.add(Node("input", {}, t, name)))
     ir.inputs = list(ids)
     ctx = _BuildContext(ir)
     types = [ir.node(i).out for i in ids]

@@ -74,7 +74,9 @@ class SpecInfo:
         """`Hu et al., CVPR 2018`: the first author's surname and the first venue and year."""
         authors = self.paper.split('"')[0]
         first = re.search(r"(?:[A-Z]\.[- ]?)+\s*([A-Z][\w'-]+)", authors)
-        venue = re.search(r'"[^"]*"\s*,?\s*([A-Za-z]+(?: [A-Za-z]+)?)\s+(\d{4})', self.paper)
+        # `..., ICCV 2017`, `..., IEEE TPAMI 2022`, `..., IEEE TIP 27(3), 2018`
+        venue = re.search(r'"[^"]*"\s*,?\s*([A-Za-z]+(?: [A-Za-z]+)?)\s*'
+                          r"(?:\d+\(\d+\))?,?\s+(\d{4})", self.paper)
         who = f"{first.group(1)} et al." if first else ""
         where = f"{venue.group(1)} {venue.group(2)}" if venue else ""
         return ", ".join(x for x in (who, where) if x)
@@ -95,7 +97,8 @@ def spec_info(path: Path) -> SpecInfo:
             fields[current].append(text)
             continue
         m = re.match(r"(\w+):\s*(.*)", text)
-        current = m.group(1) if m and m.group(1) in ("Paper", "Survey", "Code") else None
+        key = m.group(1).removesuffix("s") if m else None  # `Papers:` for two-paper specs
+        current = key if key in ("Paper", "Survey", "Code") else None
         if current:
             fields[current] = [m.group(2)]
     join = lambda k: " ".join(fields.get(k, []))  # noqa: E731

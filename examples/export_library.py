@@ -21,12 +21,39 @@ from attncc.library import spec_paths
 TOLERANCE = 1e-4
 
 
+class Progress:
+    """A progress bar on stderr: redrawn in place on a terminal, else one line per item."""
+
+    def __init__(self, total: int, stream=sys.stderr, width: int = 30) -> None:
+        self.total, self.stream, self.width, self.done = total, stream, width, 0
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+
+    def step(self, label: str) -> None:
+        """Announce the item about to be worked on."""
+        if self.tty:
+            filled = self.width * self.done // max(self.total, 1)
+            bar = "#" * filled + "." * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {self.done}/{self.total} {label[:30]:<30}")
+        else:
+            self.stream.write(f"[{self.done + 1}/{self.total}] {label}\n")
+        self.stream.flush()
+        self.done += 1
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write(f"\r[{'#' * self.width}] {self.total}/{self.total} {'done':<30}\n")
+            self.stream.flush()
+
+
 def main() -> int:
     out_dir = Path("build/onnx")
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     failed = 0
-    for path in spec_paths():
+    paths = spec_paths()
+    progress = Progress(len(paths))
+    for path in paths:
+        progress.step(path.stem)
         try:
             shapes = example_shapes(read_source(path))
             module = attncc.compile(path, shapes=shapes, seed=0)
@@ -47,6 +74,7 @@ def main() -> int:
         shape_text = " ".join(f"{k}={list(v)}" for k, v in shapes.items())
         rows.append((path.stem, module.ir.block, shape_text, f"{module.ir.parameter_count():,}",
                      str(len(model.graph.node)), f"{diff:.2e}", str(target) if ok else "FAILED"))
+    progress.close()
     header = ("spec", "block", "example input", "params", "onnx nodes", "max |torch - ort|",
               "file")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

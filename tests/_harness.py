@@ -67,10 +67,18 @@ def input_shapes(ir: IR, sizes: Mapping[str, int]) -> dict[str, tuple[int, ...]]
     return shapes
 
 
+# an int64 input is an index tensor (the op samples of `take`): values 0 .. INDEX_BOUND - 1,
+# valid along any gathered dim of at least that size
+INDEX_BOUND = 3
+
+
 def make_inputs(ir: IR, sizes: Mapping[str, int], seed: int) -> dict[str, np.ndarray]:
-    """Standard-normal float32 inputs for every block input (one stream per seed)."""
+    """Standard-normal float32 inputs for every block input (one stream per seed); int64
+    inputs get indices below INDEX_BOUND."""
     rng = np.random.default_rng(seed)
-    return {name: rng.standard_normal(shape, dtype=np.float32)
+    dtypes = {ir.node(n).name: ir.node(n).out.dtype for n in ir.inputs}
+    return {name: (rng.integers(0, INDEX_BOUND, shape, dtype=np.int64)
+                   if dtypes[name] == "int64" else rng.standard_normal(shape, dtype=np.float32))
             for name, shape in input_shapes(ir, sizes).items()}
 
 
@@ -127,7 +135,8 @@ def run_ort(module: Any, inputs: Mapping[str, np.ndarray], model: Any = None) ->
     """onnxruntime (CPU, graph optimisations off) on the module's exported model."""
     model = model if model is not None else onnx_model(module)
     sess = attncc.api.onnx_session(model, optimize=False)
-    got = sess.run(None, {k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()})
+    got = sess.run(None, {k: np.asarray(v) if np.asarray(v).dtype == np.int64
+                          else np.asarray(v, dtype=np.float32) for k, v in inputs.items()})
     return dict(zip(output_keys(module.ir), got, strict=True))
 
 

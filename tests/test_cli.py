@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ def test_list_names_every_bundled_spec(capsys):
     for spec in (ROOT / "specs").glob("*.attn"):
         assert spec.stem in lines
         assert "error" not in lines[spec.stem]
-    assert "channel & spatial  Woo et al., ECCV 2018" in lines["cbam"]
+    assert re.search(r"channel & spatial +Woo et al\., ECCV 2018", lines["cbam"])
     assert " 680 " in lines["cbam"]  # parameters at the spec's example shape (C=64)
 
 

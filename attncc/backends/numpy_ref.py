@@ -34,8 +34,8 @@ def evaluate(ir: IR, inputs: Mapping[str, np.ndarray],
     for name, n in by_name.items():
         if name not in inputs:
             raise ShapeError(f"missing input `{name}`")
-        value = np.asarray(inputs[name], dtype=np.float32)
         t = ir.node(n).out
+        value = np.asarray(inputs[name], dtype=np.int64 if t.dtype == "int64" else np.float32)
         if value.ndim != t.rank:
             raise ShapeError(f"input `{name}` has {value.ndim} dims, expected {t}")
         for d, size in zip(t.dims, value.shape, strict=True):

@@ -103,7 +103,8 @@ def build_model(ir: IR, weights: Mapping[str, np.ndarray], *, attention_outputs:
         t = ir.node(n).out
         shape = [1 if dim in t.bcast else d if (d := ir.dims.get(dim)) is not None else dim
                  for dim in t.dims]
-        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+        elem = TensorProto.INT64 if t.dtype == "int64" else TensorProto.FLOAT
+        return helper.make_tensor_value_info(name, elem, shape)
 
     outputs = list(ir.outputs)
     if attention_outputs:

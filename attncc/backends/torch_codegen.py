@@ -208,6 +208,10 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
         f"            return {ret}, {{{att}}}",
         f"        return {ret}",
         "",
+        f"    def attention_maps({', '.join(['self', *args])}) -> dict[str, torch.Tensor]:",
+        '        """The attention maps by name (the tensors the spec marks `attention`)."""',
+        f"        return self.forward({''.join(f'{a}, ' for a in args)}return_attention=True)[1]",
+        "",
     ]
     return PythonCode("\n".join(lines), cls, line_map)
 
@@ -260,6 +264,9 @@ def _init_stmt(ref: str, spec: ParamSpec) -> str:
     if spec.init == "uniform":
         low, high = spec.init_args
         return f"torch.nn.init.uniform_({ref}, {low!r}, {high!r})"
+    if spec.init == "values":  # a constant given in full, row-major (ops/unfold.py rel_grid)
+        return (f"{ref}.copy_(torch.tensor({tuple(spec.init_args)!r}, "
+                f"dtype=torch.float32).reshape({_shape(spec.shape)}))")
     if spec.init == "dct2d":  # FcaNet's DCT basis; init_args: u_0.., v_0.. (ops/const.py)
         k = len(spec.init_args) // 2
         uv = tuple(zip(spec.init_args[:k], spec.init_args[k:], strict=True))
@@ -269,6 +276,10 @@ def _init_stmt(ref: str, spec: ParamSpec) -> str:
         val = f"{b.format(f='u', p='i', n=h)} * {b.format(f='v', p='j', n=w)}"
         return (f"{ref}.copy_(torch.tensor([[[{val} for j in range({w})] for i in range({h})] "
                 f"for u, v in {uv!r} for _ in range({c // k})]))")
+    if spec.init == "index_table":  # a gather's constant int64 table (ops/index.py)
+        from attncc.ops.index import table_source
+
+        return f"{ref}.copy_({table_source(spec.init_args, spec.shape)})"
     if spec.init != "zeros":
         raise ValueError(f"no initialiser `{spec.init}`")
     return f"{ref}.zero_()"

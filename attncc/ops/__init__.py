@@ -2,19 +2,26 @@
 
 from attncc.ops import (  # noqa: F401 - importing a family module registers its ops
     activation,
+    adaptive,
     arith,
     broadcast,
     const,
     contract,
+    dynconv,
     grad,
+    index,
     layout,
     linear,
     norm,
     pool,
     reduce,
     resample,
+    reshape,
+    sample,
+    select,
     softmax,
     split,
+    unfold,
 )
 from attncc.ops.base import Op, all_ops, get_op, has_op, register, user_ops
 

@@ -35,7 +35,13 @@ class DimArg(Arg):
 
 @dataclass(frozen=True)
 class MapArg(Arg):
-    """`In -> Out`: a tuple of source dims (maybe empty) and of destination dims (maybe empty)."""
+    """`In -> Out`: a tuple of source dims (maybe empty) and of destination dims (maybe empty).
+
+    `new_dst=True`: the destination names dims the op creates (`merge(x, H W -> P)`), taken
+    as plain names rather than looked up or evaluated as sizes.
+    """
+
+    new_dst: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Signature:
     attrs: dict[str, Arg] = field(default_factory=dict)
     positional: tuple[str, ...] = ()  # attribute names accepted by position after the tensors
     variadic: bool = False  # the single tensor parameter takes one or more tensors
+    # trailing names of `tensors` that may be left out; given by keyword only (`like=x`)
+    optional: tuple[str, ...] = ()
 
     def names(self) -> tuple[str, ...]:
         return self.tensors + tuple(self.attrs)
@@ -116,7 +124,7 @@ class Cost:
 class Sample:
     """One case for the per-op differential test: input dims, attribute values, sizes."""
 
-    inputs: tuple[tuple[str, ...], ...]
+    inputs: tuple[tuple[str, ...] | TensorType, ...]  # a TensorType for an int64 input
     attrs: dict[str, Any] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     tol: tuple[float, float] | None = None
@@ -165,6 +173,8 @@ class Op:
     name: ClassVar[str]
     signature: ClassVar[Signature] = Signature()
     traits: ClassVar[frozenset[str]] = frozenset()
+    # tensor inputs that may be int64 indices (`take`'s index); any other gets float32 only
+    int_inputs: ClassVar[tuple[str, ...]] = ()
 
     def infer(self, ctx: InferContext, ins: list[TensorType], attrs: dict[str, Any]) -> TensorType:
         raise NotImplementedError

@@ -109,7 +109,10 @@ class BatchNorm(Op):
     def torch(self, e, x, weight, bias, running_mean, running_var, num_batches_tracked, *,
               perm, inverse, unsqueeze, eps, momentum):
         e.stmt(f"if self.training:\n    {num_batches_tracked}.add_(1)")
-        t = f"{x}.permute{perm}" if perm else x
+        # contiguous: eager batch_norm keeps a permuted input's strides, its meta kernel does
+        # not, and torch.compile's traced strides must match the real ones (else a later
+        # view fails under aot_autograd)
+        t = f"{x}.permute{perm}.contiguous()" if perm else x
         if unsqueeze:
             t = f"{t}.unsqueeze(1)"
         t = (f"F.batch_norm({t}, {running_mean}, {running_var}, {weight}, {bias}, "

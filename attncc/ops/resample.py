@@ -13,6 +13,7 @@ import numpy as np
 
 from attncc.dims import TensorType
 from attncc.ops.base import (
+    BoolArg,
     ChoiceArg,
     Cost,
     DimsArg,
@@ -53,13 +54,19 @@ class Interpolate(Op):
     onnxruntime's linear Resize scales only trailing dims; so the ONNX lowering, like NumPy's,
     computes torch's taps and weights and blends two gathers per dim, the last dim first as
     torch's kernel does. (torch's own exporter's `pytorch_half_pixel` is wrong when n_out = 1.)
+
+    `align_corners=true` (linear only) maps the corner samples onto each other, torch's
+    `align_corners=True`: s = float32((n_in - 1) / (n_out - 1)) · i, rounded once to float32
+    (0 when n_out = 1). The Residual Attention Network's most-used port upsamples its soft
+    mask this way.
     """
 
     name = "interpolate"
     signature = Signature(
         tensors=("x", "like"),
         attrs={"over": DimsArg(required=True), "to": DimsArg(required=True),
-               "mode": ChoiceArg(default="nearest", choices=("nearest", "bilinear"))},
+               "mode": ChoiceArg(default="nearest", choices=("nearest", "bilinear")),
+               "align_corners": BoolArg(default=False)},
     )
     traits = frozenset({"pure"})
 
@@ -94,6 +101,9 @@ class Interpolate(Op):
     def infer(self, ctx, ins, attrs):
         x, like = ins
         self._check(x, like, attrs["over"], attrs["to"])
+        if attrs.get("align_corners") and attrs["mode"] != "bilinear":
+            raise OpError("`align_corners` applies to linear interpolation only",
+                          arg="align_corners", hints=('add `mode="bilinear"`',))
         return rename(x, attrs["over"], attrs["to"])
 
     def aligned_inputs(self, ins, out):
@@ -105,7 +115,7 @@ class Interpolate(Op):
         batch, channel = self._check(x, like, over, to)
         return {"frame": FrameLayout.of(x, out, batch, channel, over, to),
                 "axes": x.axes(over), "size_axes": like.axes(to), "mode": attrs["mode"],
-                "rank": len(x.dims)}
+                "rank": len(x.dims), "corners": bool(attrs.get("align_corners"))}
 
     # ---- lowerings ----
     @staticmethod
@@ -114,6 +124,15 @@ class Interpolate(Op):
         scale = np.float32(n_in) / np.float32(n_out)
         i = np.floor(np.arange(n_out, dtype=np.float32) * scale).astype(np.int64)
         return np.minimum(i, n_in - 1)
+
+    @staticmethod
+    def _corner_taps(n_in: int, n_out: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """torch's linear taps with align_corners=True: s = float32(scale) * i in float32."""
+        scale = np.float32(n_in - 1) / np.float32(n_out - 1) if n_out > 1 else np.float32(0)
+        src = (np.arange(n_out, dtype=np.float64) * np.float64(scale)).astype(np.float32)
+        i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+        lam = np.clip(src - i0.astype(np.float32), 0, 1).astype(dtype)
+        return i0, np.minimum(i0 + 1, n_in - 1), lam
 
     @staticmethod
     def _linear_taps(n_in: int, n_out: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,10 +149,11 @@ class Interpolate(Op):
         lam = np.clip(src - i0.astype(np.float32), 0, 1).astype(dtype)
         return i0, np.minimum(i0 + 1, n_in - 1), lam
 
-    def numpy(self, x, like, *, frame, axes, size_axes, mode, rank):
+    def numpy(self, x, like, *, frame, axes, size_axes, mode, rank, corners):
         if mode == "bilinear":
+            taps = self._corner_taps if corners else self._linear_taps
             for a, b in reversed(list(zip(axes, size_axes, strict=True))):
-                i0, i1, lam = self._linear_taps(x.shape[a], like.shape[b], x.dtype)
+                i0, i1, lam = taps(x.shape[a], like.shape[b], x.dtype)
                 lam = lam.reshape((-1,) + (1,) * (x.ndim - a - 1))
                 x = np.take(x, i0, axis=a) * (1 - lam) + np.take(x, i1, axis=a) * lam
             return np.ascontiguousarray(x)
@@ -141,21 +161,21 @@ class Interpolate(Op):
             x = np.take(x, self._source_index(x.shape[a], like.shape[b]), axis=a)
         return np.ascontiguousarray(x)
 
-    def torch(self, e, x, like, *, frame, axes, size_axes, mode, rank):
+    def torch(self, e, x, like, *, frame, axes, size_axes, mode, rank, corners):
         sizes = ", ".join(f"{like}.shape[{b}]" for b in size_axes)
         if mode == "bilinear":
             kind = ("linear", "bilinear", "trilinear")[len(axes) - 1]
             t = (f'F.interpolate({frame.enter_torch(x)}, size=({sizes},), mode="{kind}", '
-                 f"align_corners=False)")
+                 f"align_corners={corners})")
         else:
             t = f'F.interpolate({frame.enter_torch(x)}, size=({sizes},), mode="nearest")'
         return frame.leave_torch(t)
 
-    def onnx(self, e, x, like, *, frame, axes, size_axes, mode, rank):
+    def onnx(self, e, x, like, *, frame, axes, size_axes, mode, rank, corners):
         from onnx import TensorProto
 
         if mode == "bilinear":
-            return self._onnx_linear(e, x, like, axes, size_axes, rank)
+            return self._onnx_linear(e, x, like, axes, size_axes, rank, corners)
         for a, b in zip(axes, size_axes, strict=True):
             n_in = e.op("Shape", [x], start=a, end=a + 1)                  # [1] int64
             n_out = e.op("Shape", [like], start=b, end=b + 1)
@@ -170,23 +190,31 @@ class Interpolate(Op):
             x = e.op("Gather", [x, index], axis=a)
         return x
 
-    def _onnx_linear(self, e, x, like, axes, size_axes, rank):
+    def _onnx_linear(self, e, x, like, axes, size_axes, rank, corners):
         """torch's linear taps and weights computed on the graph; two gathers blended per dim."""
         from onnx import TensorProto
 
-        f32 = TensorProto.FLOAT
+        f32, f64 = TensorProto.FLOAT, TensorProto.DOUBLE
         for a, b in reversed(list(zip(axes, size_axes, strict=True))):
             n_in = e.op("Shape", [x], start=a, end=a + 1)                  # [1] int64
             n_out = e.op("Shape", [like], start=b, end=b + 1)
-            scale = e.op("Div", [e.op("Cast", [n_in], to=f32), e.op("Cast", [n_out], to=f32)])
             steps = e.op("Range", [self._scalar(e, 0), self._scalar(e, n_out), self._scalar(e, 1)])
-            # torch's fused multiply-add, exactly: in float64, then rounded once (see numpy)
-            f64 = TensorProto.DOUBLE
-            half = e.op("Cast", [e.const_f32(0.5)], to=f64)
-            src = e.op("Sub", [e.op("Mul", [e.op("Add", [e.op("Cast", [steps], to=f64), half]),
-                                            e.op("Cast", [scale], to=f64)]), half])
-            src = e.op("Max", [e.op("Cast", [src], to=f32), e.const_f32(0.0)])
             last = e.op("Sub", [n_in, e.const_i64((1,))])
+            if corners:
+                # (n_in - 1) / max(n_out - 1, 1): n_out = 1 samples index 0, as torch does
+                span = e.op("Max", [e.op("Sub", [n_out, e.const_i64((1,))]), e.const_i64((1,))])
+                scale = e.op("Div", [e.op("Cast", [last], to=f32), e.op("Cast", [span], to=f32)])
+                src = e.op("Cast", [e.op("Mul", [e.op("Cast", [steps], to=f64),
+                                                 e.op("Cast", [scale], to=f64)])], to=f32)
+            else:
+                scale = e.op("Div", [e.op("Cast", [n_in], to=f32),
+                                     e.op("Cast", [n_out], to=f32)])
+                # torch's fused multiply-add, exactly: in float64, then rounded once (see numpy)
+                half = e.op("Cast", [e.const_f32(0.5)], to=f64)
+                src = e.op("Sub", [e.op("Mul", [e.op("Add", [e.op("Cast", [steps], to=f64),
+                                                             half]),
+                                                e.op("Cast", [scale], to=f64)]), half])
+                src = e.op("Max", [e.op("Cast", [src], to=f32), e.const_f32(0.0)])
             i0 = e.op("Min", [e.op("Cast", [e.op("Floor", [src])], to=TensorProto.INT64), last])
             i1 = e.op("Min", [e.op("Add", [i0, e.const_i64((1,))]), last])
             lam = e.op("Clip", [e.op("Sub", [src, e.op("Cast", [i0], to=f32)]),
@@ -240,6 +268,15 @@ class Interpolate(Op):
             Sample(inputs=(("N", "Dg", "Hg", "Wg"), ("N", "D", "H", "W")),
                    attrs={"over": ("Dg", "Hg", "Wg"), "to": ("D", "H", "W"), "mode": "bilinear"},
                    sizes={"Dg": 4, "Hg": 3, "Wg": 10, "D": 1}),
+            # align_corners, up in H and down in W, and a dim resized to 1
+            Sample(inputs=(("N", "C", "Hg", "Wg"), ("N", "C", "H", "W")),
+                   attrs={"over": ("Hg", "Wg"), "to": ("H", "W"), "mode": "bilinear",
+                          "align_corners": True},
+                   sizes={"Hg": 5, "Wg": 11, "H": 13, "W": 3}),
+            Sample(inputs=(("N", "C", "L"), ("N", "T")),
+                   attrs={"over": ("L",), "to": ("T",), "mode": "bilinear",
+                          "align_corners": True},
+                   sizes={"L": 7, "T": 1}),
             # bilinear, `over` out of x's order, batch between; sizes from a permuted tensor
             Sample(inputs=(("Wg", "N", "C", "Hg"), ("H", "W", "N")),
                    attrs={"over": ("Hg", "Wg"), "to": ("H", "W"), "mode": "bilinear"},

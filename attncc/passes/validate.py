@@ -31,7 +31,8 @@ def validate(ir: IR) -> bool:
         if op.signature.variadic:
             if n_in < 1:
                 raise InternalError(f"node `{nd.name}` ({nd.op}) has no tensor inputs")
-        elif n_in != len(op.signature.tensors):
+        elif not (len(op.signature.tensors) - len(op.signature.optional) <= n_in
+                  <= len(op.signature.tensors)):
             raise InternalError(f"node `{nd.name}` ({nd.op}) has {n_in} tensor inputs, "
                                 f"expected {len(op.signature.tensors)}")
         # parameters follow the tensors, one per name in `pnames`; a tensor slot holds a
