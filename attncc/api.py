@@ -191,12 +191,15 @@ def state_arrays(module: Any) -> dict[str, Any]:
     return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
 
 
-def to_onnx(module: Any, *, attention_outputs: bool = False) -> Any:
+def to_onnx(module: Any, *, attention_outputs: bool = False, opset: int | None = None,
+            static_shapes: Mapping[str, Sequence[int]] | None = None) -> Any:
     """The ONNX ModelProto of a compiled module, with its current weights (no file).
 
     Args:
         module: a module from `attncc.compile` / `load`.
         attention_outputs: also output the attention maps.
+        opset: the ONNX opset (default 18, the lowest every lowering needs; 18 to 21).
+        static_shapes: fix every input's shape (by input name) instead of symbolic dims.
 
     Returns:
         An `onnx.ModelProto`.
@@ -210,17 +213,20 @@ def to_onnx(module: Any, *, attention_outputs: bool = False) -> Any:
         >>> [o.name for o in model.graph.output]
         ['y', 'attention.s_c', 'attention.s_s']
     """
-    from attncc.backends.onnx_export import build_model
+    from attncc.backends.onnx_export import OPSET, build_model
 
     ir: IR | None = getattr(module, "ir", None)
     if ir is None:
         raise ExportError("only modules made by attncc.compile can be exported from their IR")
-    return build_model(ir, state_arrays(module), attention_outputs=attention_outputs)
+    return build_model(ir, state_arrays(module), attention_outputs=attention_outputs,
+                       opset=OPSET if opset is None else opset,
+                       static_shapes=_shapes(static_shapes))
 
 
 def export_onnx(module_or_spec: Any, path: str | Path, *,
                 shapes: Mapping[str, Sequence[int]] | None = None,
-                attention_outputs: bool = False, **hyper: Any) -> Any:
+                attention_outputs: bool = False, opset: int | None = None,
+                dynamic: bool = True, **hyper: Any) -> Any:
     """Export a compiled module (or a spec, compiled first) to an ONNX file, atomically.
 
     The graph is built from the block's IR with standard opset-18 operators and the module's
@@ -231,6 +237,9 @@ def export_onnx(module_or_spec: Any, path: str | Path, *,
         path: the `.onnx` file to write (written to a temporary file, then renamed).
         shapes: when a spec is given, example input shapes that fix dims such as `C`.
         attention_outputs: also output the attention maps, after the block's outputs.
+        opset: the ONNX opset, 18 (the default) to 21.
+        dynamic: keep batch and spatial dims symbolic (the default); `False` fixes every
+            input's shape to `shapes` (or the spec's `example` shapes).
         **hyper: when a spec is given, its hyperparameters (and `example=`, `preset=`).
 
     Returns:
@@ -251,7 +260,21 @@ def export_onnx(module_or_spec: Any, path: str | Path, *,
     module = module_or_spec
     if isinstance(module_or_spec, (str, Path, Source)):
         module = compile(module_or_spec, shapes=shapes, **hyper)
-    model = to_onnx(module, attention_outputs=attention_outputs)
+    static = None
+    if not dynamic:
+        static = shapes
+        if static is None:
+            from attncc.compiler import example_shapes
+
+            ir = module.ir
+            src = read_source(ir.path if Path(ir.path).is_file() else module.spec)
+            fixed = {d: v for d, v in ir.dims.items() if v is not None}
+            static = example_shapes(src, ir.block, fixed)
+            if not static:
+                raise ExportError("a static export needs input shapes: give `shapes=` (the "
+                                  "spec has no `example` lines)")
+    model = to_onnx(module, attention_outputs=attention_outputs, opset=opset,
+                    static_shapes=static)
     write_atomic(model.SerializeToString(), path)
     return model
 

@@ -126,7 +126,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import numpy as np
 
     from attncc.api import compile as compile_module
-    from attncc.api import to_onnx, verify_export
+    from attncc.api import to_onnx, verify_export, verify_onnx
     from attncc.backends.onnx_export import write_atomic
     from attncc.compiler import read_source
 
@@ -140,11 +140,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"give an example shape for every input: --shape {missing[0]}=N,C,H,W "
                          f"(or add `example {missing[0]}: [...]` to the spec)")
-    model = to_onnx(module, attention_outputs=args.attention)
+    model = to_onnx(module, attention_outputs=args.attention, opset=args.opset,
+                    static_shapes=shapes if args.static else None)
     rng = np.random.default_rng(args.seed)
     inputs = {ir.node(n).name: rng.standard_normal(shapes[ir.node(n).name]).astype(np.float32)
               for n in ir.inputs}
-    diff = verify_export(module, inputs, seed=args.seed)
+    # the default graph at two sets of weights, and the very model being written
+    diff = max(verify_export(module, inputs, seed=args.seed), verify_onnx(module, model, inputs))
     shape_text = " ".join(f"{k}={','.join(map(str, v))}" for k, v in shapes.items())
     print(f"{ir.block}: {ir.parameter_count():,} parameters, opset "
           f"{model.opset_import[0].version}, {len(model.graph.node)} ONNX nodes")
@@ -288,7 +290,8 @@ _EXAMPLES = {
     "check": "examples:\n  attncc check specs/se.attn --set C=64\n"
              "  attncc check cbam --shape x=2,64,17,23 --set r=8",
     "export": "examples:\n  attncc export specs/cbam.attn -o cbam.onnx --shape x=2,64,17,23\n"
-              "  attncc export eca -o eca.onnx --shape x=1,256,14,14 --set gamma=3",
+              "  attncc export eca -o eca.onnx --shape x=1,256,14,14 --set gamma=3\n"
+              "  attncc export stn -o stn.onnx --opset 20 --static",
     "list": "examples:\n  attncc list\n  attncc list --markdown",
     "show": "examples:\n  attncc show se --set C=64\n"
             "  attncc show cbam --set C=64 --after infer-shapes\n"
@@ -344,6 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="largest accepted |onnxruntime - torch| (default 1e-4)")
     sp.add_argument("--attention", action="store_true",
                     help="also output the attention maps (named attention.NAME)")
+    sp.add_argument("--opset", type=int, default=None,
+                    help="ONNX opset, 18 (default) to 21")
+    sp.add_argument("--static", action="store_true",
+                    help="fix the inputs' shapes to the example shapes (default: batch and "
+                    "spatial dims stay symbolic)")
 
     sp = command("show", "the IR (one line per node), a stage/params/FLOPs table, or a picture",
                  cmd_show)

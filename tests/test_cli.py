@@ -217,3 +217,17 @@ def test_export_judges_large_outputs_by_their_scale(tmp_path, capsys):
     assert main(["export", "glore", "-o", str(tmp_path / "glore.onnx")]) == 0
     out = capsys.readouterr().out
     assert float(out.split("max |difference| = ")[1].split()[0]) < 1e-5
+
+
+def test_export_at_another_opset_with_static_shapes(tmp_path, capsys):
+    out = tmp_path / "cbam.onnx"
+    assert main(["export", CBAM, "-o", str(out), "--set", "C=32", "--opset", "20",
+                 "--static"]) == 0
+    model = onnx.load(out)
+    assert model.opset_import[0].version == 20
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == \
+        [2, 32, 14, 14]
+    assert main(["export", CBAM, "-o", str(tmp_path / "x.onnx"), "--set", "C=32",
+                 "--opset", "17"]) == 1
+    assert "opset 17 is not supported" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()

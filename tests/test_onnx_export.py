@@ -214,3 +214,46 @@ def test_export_from_a_spec_path(tmp_path):
     assert inp.type.tensor_type.shape.dim[1].dim_value == 24
     weights = {t.name: t for t in loaded.graph.initializer}
     assert tuple(weights["s_s.conv.weight"].dims) == (1, 2, 3, 3)
+
+
+# specs whose lowerings use the operators that change between opsets 18 and 21 (GridSample's
+# mode names at 20) or that most exports contain (reductions, Einsum, Resize-free resampling)
+OPSET_SPECS = [
+    pytest.param("stn", {"C": 3}, id="stn"),
+    pytest.param("dcn", {"C": 12, "modulated": True}, id="dcn-v2"),
+    pytest.param("cbam", {"C": 24, "r": 4, "k": 7}, id="cbam"),
+    pytest.param("attgate", {"C": 24, "Cg": 20, "inter": 12}, id="attgate"),
+]
+
+
+@pytest.mark.parametrize("opset", [18, 19, 20, 21])
+@pytest.mark.parametrize(("spec", "hyper"), OPSET_SPECS)
+def test_every_supported_opset_gives_the_same_function(spec, hyper, opset):
+    m = _module(spec, hyper)
+    model = attncc.to_onnx(m, opset=opset)
+    assert model.opset_import[0].version == opset
+    onnx.checker.check_model(model, full_check=True)
+    inputs = h.make_inputs(m.ir, {"N": 2, "H": 10, "W": 13, "Hg": 4, "Wg": 5}, seed=3)
+    assert attncc.verify_onnx(m, model, inputs) < 1e-4
+
+
+@pytest.mark.parametrize("opset", [17, 22])
+def test_unsupported_opsets_are_refused(opset):
+    with pytest.raises(ExportError, match=r"opset .* is not supported; choose one of 18\.\.21"):
+        attncc.to_onnx(h.compile_spec("se", {"C": 24, "r": 4}), opset=opset)
+
+
+def test_static_export_fixes_the_input_shapes(tmp_path):
+    m = _module("cbam", {"C": 24, "r": 4, "k": 7})
+    model = attncc.export_onnx(m, tmp_path / "s.onnx", dynamic=False,
+                               shapes={"x": (2, 24, 9, 11)})
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [2, 24, 9, 11]
+    x = np.random.default_rng(0).standard_normal((2, 24, 9, 11)).astype(np.float32)
+    assert attncc.verify_onnx(m, model, {"x": x}) < 1e-5
+    # without shapes, the spec's `example` line gives them, with C as compiled
+    model = attncc.export_onnx(m, tmp_path / "e.onnx", dynamic=False)
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == \
+        [2, 24, 14, 14]
+    with pytest.raises(ExportError, match="fixes a dim at 24"):
+        attncc.to_onnx(m, static_shapes={"x": (2, 25, 9, 11)})

@@ -19,15 +19,20 @@ from attncc.diagnostics import ExportError
 from attncc.ir import IR
 
 OPSET = 18
+# opsets a model may be exported at: every lowering is written for 18, and the operators it
+# uses keep their meaning up to 21 (GridSample renames `bilinear` to `linear` at 20, which
+# `OnnxEmitter.op` translates); 22+ is not checked against onnxruntime here
+OPSETS = range(18, 22)
 IR_VERSION = 10  # what onnxruntime releases of the last two years all load
 
 
 class OnnxEmitter:
     """A tape over onnx.helper: collects nodes and initializers and hands out unique names."""
 
-    def __init__(self, weights: Mapping[str, np.ndarray]) -> None:
+    def __init__(self, weights: Mapping[str, np.ndarray], opset: int = OPSET) -> None:
         import onnx.helper  # noqa: F401 - imported on first use to keep `import attncc` light
 
+        self.opset = opset
         self.nodes: list = []
         self.initializers: dict[str, np.ndarray] = {}
         self.weights = weights
@@ -44,6 +49,8 @@ class OnnxEmitter:
         from onnx import helper
 
         out = self.fresh(f"{self.prefix}/{op_type}")
+        if op_type == "GridSample" and self.opset >= 20 and attrs.get("mode") == "bilinear":
+            attrs["mode"] = "linear"  # the same interpolation, renamed in opset 20
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
@@ -68,12 +75,19 @@ class OnnxEmitter:
 
 
 def build_model(ir: IR, weights: Mapping[str, np.ndarray], *, attention_outputs: bool = False,
-                opset: int = OPSET):
-    """Build and check the ModelProto. `weights` maps parameter names to arrays."""
+                opset: int = OPSET, static_shapes: Mapping[str, tuple[int, ...]] | None = None):
+    """Build and check the ModelProto. `weights` maps parameter names to arrays.
+
+    `static_shapes` fixes the inputs' shapes (by input name) instead of leaving the dims the
+    block does not fix symbolic; onnxruntime can then specialise the graph.
+    """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    e = OnnxEmitter(weights)
+    if opset not in OPSETS:
+        raise ExportError(f"opset {opset} is not supported; choose one of "
+                          f"{OPSETS.start}..{OPSETS.stop - 1}")
+    e = OnnxEmitter(weights, opset)
     env: dict[int, str] = {}
     for n in ir.inputs:
         env[n] = ir.node(n).name
@@ -118,10 +132,22 @@ def build_model(ir: IR, weights: Mapping[str, np.ndarray], *, attention_outputs:
         graph_outputs.append(value_info(out, n))
     used = {i for node in e.nodes for i in node.input}
     inits = [numpy_helper.from_array(v, k) for k, v in e.initializers.items() if k in used]
-    graph = helper.make_graph(
-        e.nodes, ir.block, [value_info(ir.node(n).name, n) for n in ir.inputs], graph_outputs,
-        initializer=inits,
-    )
+    graph_inputs = [value_info(ir.node(n).name, n) for n in ir.inputs]
+    for vi in graph_inputs if static_shapes else ():
+        shape = static_shapes.get(vi.name)
+        if shape is None:
+            raise ExportError(f"a static export needs the shape of input `{vi.name}`")
+        dims = vi.type.tensor_type.shape.dim
+        if len(shape) != len(dims):
+            raise ExportError(f"input `{vi.name}` has {len(dims)} dims, the shape given "
+                              f"{tuple(shape)} has {len(shape)}")
+        for d, size in zip(dims, shape, strict=True):
+            if d.HasField("dim_value") and d.dim_value != size:
+                raise ExportError(f"input `{vi.name}`: the block fixes a dim at {d.dim_value}, "
+                                  f"the shape given says {size}")
+            d.dim_value = int(size)
+    graph = helper.make_graph(e.nodes, ir.block, graph_inputs, graph_outputs,
+                              initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="attncc", ir_version=IR_VERSION)
     model.doc_string = f"{ir.block} from {display_path(ir.path)}"
