@@ -177,3 +177,15 @@ def test_generated_source_runs_without_attncc(spec, hyper, tmp_path, monkeypatch
     x = _x(hyper)
     with torch.no_grad():
         torch.testing.assert_close(standalone(x), m(x), rtol=0, atol=0)
+
+
+def test_inputs_of_the_wrong_rank_or_fixed_size_are_refused_by_name():
+    import attncc
+
+    m = attncc.load("fcanet", C=32, H=7, W=5)
+    want = r"input `x` must be \[N, C=32, H=7, W=5\], got \[2, 32, 9, 9\]"
+    with pytest.raises(ValueError, match=want):
+        m(torch.randn(2, 32, 9, 9))
+    with pytest.raises(ValueError, match=r"got \[32, 7, 5\]"):
+        m(torch.randn(32, 7, 5))
+    assert m(torch.randn(3, 32, 7, 5)).shape == (3, 32, 7, 5)  # any batch size

@@ -137,6 +137,8 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
     env: dict[int, str] = dict(zip(ir.inputs, args, strict=True))
     env.update(refs)
     body: list[tuple[str, Span | None]] = []
+    lazy: list[tuple[str, Span | None]] = []  # attention-only: run under `if return_attention`
+    deferred = attention_only(ir)
     returned = {v for _, v in ir.outputs} | set(ir.attention.values())
     for n in ir.topo():
         nd = ir.node(n)
@@ -146,8 +148,9 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
         e = TorchEmitter()
         expr = low.op.torch(e, *(env[i] for i in low.tensors),
                             **{k: env[v] for k, v in low.params.items()}, **low.resolved)
+        into = lazy if n in deferred else body
         for s in e.pending:
-            body.append((s, nd.span))
+            into.append((s, nd.span))
         if "constant" in low.op.traits and n in returned:
             # a literal inlines into expressions, but forward must return a tensor
             expr = f"torch.tensor({expr}, dtype=torch.float32)"
@@ -156,7 +159,7 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
             continue
         var = ns.create(nd.name)
         env[n] = var
-        body.append((f"{var} = {expr}", nd.span))
+        into.append((f"{var} = {expr}", nd.span))
 
     outs = [env[v] for _, v in ir.outputs]
     ret = outs[0] if len(outs) == 1 else "(" + ", ".join(outs) + ")"
@@ -196,6 +199,7 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
         *(f"            {s}" for s in reset or ["pass"]),
         "",
         f"    def forward({', '.join(['self', *args, 'return_attention: bool = False'])}):",
+        *_input_checks(ir, args),
     ]
     for stmt, span in body:
         first, *more = stmt.split("\n")
@@ -203,8 +207,14 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
         lines.append(f"        {first}{comment}")
         line_map[len(lines)] = span
         lines += [f"        {m}" for m in more]
+    lines.append("        if return_attention:")
+    for stmt, span in lazy:
+        first, *more = stmt.split("\n")
+        comment = f"  # {display_path(span.path)}:{span.line}" if span else ""
+        lines.append(f"            {first}{comment}")
+        line_map[len(lines)] = span
+        lines += [f"            {m}" for m in more]
     lines += [
-        "        if return_attention:",
         f"            return {ret}, {{{att}}}",
         f"        return {ret}",
         "",
@@ -214,6 +224,45 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
         "",
     ]
     return PythonCode("\n".join(lines), cls, line_map)
+
+
+def _input_checks(ir: IR, args: list[str]) -> list[str]:
+    """Rank and fixed-size checks on the inputs, first thing in forward.
+
+    A dim the block fixes (C, or FcaNet's H and W) would otherwise surface as a broadcasting
+    error deep inside the block; this names the input, the dim and both sizes.
+    """
+    lines = []
+    for arg, n in zip(args, ir.inputs, strict=True):
+        dims = ir.node(n).out.dims
+        fixed = [(i, ir.dims[d]) for i, d in enumerate(dims) if ir.dims.get(d) is not None]
+        want = ", ".join(f"{d}={ir.dims[d]}" if ir.dims.get(d) is not None else d
+                         for d in dims)
+        cond = " or ".join([f"{arg}.dim() != {len(dims)}",
+                            *(f"{arg}.shape[{i}] != {size}" for i, size in fixed)])
+        lines += [f"        if {cond}:",
+                  f'            raise ValueError(f"input `{arg}` must be [{want}], '
+                  f'got {{list({arg}.shape)}}")']
+    return lines
+
+
+def attention_only(ir: IR) -> set[int]:
+    """Pure nodes only the attention maps need (none of the outputs, no impure node): the
+    generated forward computes them only when the maps are asked for. After the `attend`
+    fusion the softmax weights of a marked map are such nodes."""
+    import networkx as nx
+
+    from attncc.ops import get_op
+
+    keep: set[int] = set()
+    roots = [v for _, v in ir.outputs] + [
+        n for n in ir.graph.nodes if ir.node(n).op not in ("input", "param")
+        and "pure" not in get_op(ir.node(n).op).traits]
+    for r in roots:
+        keep.add(r)
+        keep |= nx.ancestors(ir.graph, r)
+    return {n for n in ir.graph.nodes if n not in keep
+            and ir.node(n).op not in ("input", "param")}
 
 
 def display_path(path: str) -> str:
