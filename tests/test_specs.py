@@ -104,7 +104,14 @@ SETTINGS: dict[str, list[tuple[str, dict]]] = {
            ("C40-g8-r8-L2", {"C": 40, "groups": 8, "r": 8, "L": 2})],
     "srm": [("C24", {"C": 24}), ("C40", {"C": 40})],
     "gct": [("C24", {"C": 24}), ("C40-eps1e-3", {"C": 40, "eps": 1e-3})],
-    "genet": [("C24-e2", {"C": 24, "e": 2}), ("C40-e3", {"C": 40, "e": 3})],
+    # GE-θ⁻ (the entry block), then GE-θ and GE-θ⁺ (`block`); θ⁺'s width M = 8 (C / 16 = 7.5
+    # rounded half up, as timm) and 14
+    "genet": [("C24-e2", {"C": 24, "e": 2}), ("C40-e3", {"C": 40, "e": 3}),
+              ("GETheta-C24-e4", {"block": "GETheta", "C": 24, "e": 4}),
+              ("GETheta-C40-e8", {"block": "GETheta", "C": 40, "e": 8}),
+              ("GEThetaPlus-C120-e2-M8", {"block": "GEThetaPlus", "C": 120, "e": 2}),
+              ("GEThetaPlus-C56-e8-r4-M14",
+               {"block": "GEThetaPlus", "C": 56, "e": 8, "r": 4})],
     # coordinate attention's mip = max(8, C // r): 8 and 20
     "coordatt": [("C24-r4", {"C": 24, "r": 4}), ("C40-r2", {"C": 40, "r": 2})],
     "eanet": [("C24-m8", {"C": 24, "m": 8}), ("C40-m12", {"C": 40, "m": 12})],
@@ -193,6 +200,9 @@ def test_case_dim_sizes_are_distinct(spec, hyper, sizes):
     renamed = {frozenset(p) for n in ir.graph.nodes if ir.node(n).op == "rename"
                for p in zip(ir.node(ir.inputs_of(n)[0]).out.dims, ir.node(n).out.dims,
                             strict=True)}
+    # so is a covariance's second matrix dim (GSoP's Dr x Dc)
+    renamed |= {frozenset((nd.attrs["features"], nd.attrs["as"])) for nd in map(ir.node, ir.graph)
+                if nd.op == "covariance"}
     clashes = [(a, b) for a, b in combinations(all_sizes, 2)
                if all_sizes[a] == all_sizes[b] and all_sizes[a] != 1
                and frozenset((a, b)) not in renamed]

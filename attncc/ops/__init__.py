@@ -7,6 +7,7 @@ from attncc.ops import (  # noqa: F401 - importing a family module registers its
     broadcast,
     const,
     contract,
+    covariance,
     dynconv,
     grad,
     index,
@@ -19,8 +20,10 @@ from attncc.ops import (  # noqa: F401 - importing a family module registers its
     reshape,
     sample,
     select,
+    slicing,
     softmax,
     split,
+    topk,
     unfold,
 )
 from attncc.ops.base import Op, all_ops, get_op, has_op, register, user_ops
