@@ -34,9 +34,35 @@ readme: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m attncc.docs -o docs/language.md
 
+# a long front-end fuzzing campaign (FUZZ_SECONDS, default 600); failing inputs are shrunk and
+# saved under tests/fuzz/regressions/, which tests/test_fuzz.py replays
+.PHONY: fuzz
+fuzz: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python tests/fuzz/campaign.py --seconds $${FUZZ_SECONDS:-600}
+
 lint: $(STAMP)
 	$(BIN)/ruff check attncc tests examples benchmarks
 	$(BIN)/ruff format --check attncc
 
+# the benchmark environment: its own venv with the peers' packages (timm is never a dependency
+# of attncc or its tests); `make bench` runs the library benchmark in it
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+.PHONY: bench-env bench
+
+$(BENCH_STAMP): pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		"torch==2.14.1" "torchvision==0.29.1" timm matplotlib
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[all]"
+	touch $(BENCH_STAMP)
+
+bench-env: $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	mkdir -p build
+	$(BENCH_VENV)/bin/attncc bench --library --compile --json build/bench.json \
+		--markdown build/bench.md --plot build/bench.png
+
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) build dist .pytest_cache .ruff_cache

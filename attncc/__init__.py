@@ -46,8 +46,8 @@ def __getattr__(name: str) -> Any:
         # like the function would be bound over it on import
         module = {"insert": "insertion", "count": "counting"}[name]
         return getattr(importlib.import_module(f"attncc.{module}"), name)
-    if name == "nets":
+    if name in ("nets", "limits"):
         import importlib
 
-        return importlib.import_module("attncc.nets")  # imports torch
+        return importlib.import_module(f"attncc.{name}")  # nets imports torch
     raise AttributeError(f"module 'attncc' has no attribute {name!r}")

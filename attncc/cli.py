@@ -17,6 +17,7 @@ from attncc import __version__
 from attncc.diagnostics import AttnccError, InternalError, use_color
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+FP16_TOL = 1e-2  # `export --fp16`: float16 rounding of weights, inputs and outputs
 
 
 class UsageError(Exception):
@@ -141,7 +142,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"give an example shape for every input: --shape {missing[0]}=N,C,H,W "
                          f"(or add `example {missing[0]}: [...]` to the spec)")
     model = to_onnx(module, attention_outputs=args.attention, opset=args.opset,
-                    static_shapes=shapes if args.static else None)
+                    static_shapes=shapes if args.static else None,
+                    dtype="float16" if args.fp16 else "float32")
+    tol = args.tol if args.tol is not None else FP16_TOL if args.fp16 else 1e-4
     rng = np.random.default_rng(args.seed)
     inputs = {ir.node(n).name: rng.standard_normal(shapes[ir.node(n).name]).astype(np.float32)
               for n in ir.inputs}
@@ -152,8 +155,8 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"{model.opset_import[0].version}, {len(model.graph.node)} ONNX nodes")
     print(f"onnxruntime vs torch on {shape_text} (the block's weights and random ones): "
           f"max |difference| = {diff:.3g} (over the output's scale when it exceeds 1)")
-    if not diff <= args.tol:  # also catches NaN
-        print(f"error: difference {diff:.3g} exceeds the tolerance {args.tol:g}; "
+    if not diff <= tol:  # also catches NaN
+        print(f"error: difference {diff:.3g} exceeds the tolerance {tol:g}; "
               f"{args.output} was not written", file=sys.stderr)
         return EXIT_USER
     write_atomic(model.SerializeToString(), args.output)
@@ -285,6 +288,41 @@ def cmd_count(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from attncc import bench
+    from attncc.backends.onnx_export import write_atomic
+    from attncc.library import spec_paths
+
+    specs = [p.stem for p in spec_paths()] if args.library else list(args.spec)
+    if not specs:
+        raise UsageError("name a spec (or several), or give --library")
+    sets: list[dict[str, tuple[int, ...]]] = []
+    for item in args.shape:  # a repeated input name starts the next shape set
+        ((name, dims),) = parse_shapes([item]).items()
+        if not sets or name in sets[-1]:
+            sets.append({})
+        sets[-1][name] = dims
+    rows, meta = bench.run(specs, sets, hyper=parse_sets(args.set), repeats=args.repeats,
+                           warmup=args.warmup, compile_=args.compile, onnx=not args.no_onnx,
+                           threads=args.threads, disable=args.disable, inner=args.inner,
+                           progress=not args.quiet)
+    table = bench.markdown(rows, meta)
+    print(table, end="")
+    for row in rows:
+        if row.note:
+            print(f"note: {row.spec}: {row.note.strip()}")
+    if args.json:
+        write_atomic(bench.to_json(rows, meta).encode(), args.json)
+        print(f"wrote {args.json}")
+    if args.markdown:
+        write_atomic(table.encode(), args.markdown)
+        print(f"wrote {args.markdown}")
+    if args.plot:
+        skipped = bench.plot(rows, args.plot)
+        print(f"note: {skipped}" if skipped else f"wrote {args.plot}")
+    return EXIT_OK
+
+
 # ---- parser ----
 _EXAMPLES = {
     "check": "examples:\n  attncc check specs/se.attn --set C=64\n"
@@ -306,6 +344,10 @@ _EXAMPLES = {
              "reductions.",
     "compile": "examples:\n  attncc compile cbam --set C=256 -o cbam_block.py\n"
                "  python -c 'import cbam_block, torch; print(cbam_block.CBAM())'",
+    "bench": "examples:\n  attncc bench se eca --shape x=8,256,56,56 --shape x=32,512,14,14\n"
+             "  attncc bench nonlocal --shape x=8,256,28,28 --compile --json nl.json\n"
+             "  attncc bench --library --markdown bench.md --plot bench.png\n"
+             "peers: tests/paper_refs (from a checkout) and timm (if importable; make bench-env)",
 }
 
 
@@ -325,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text, epilog=_EXAMPLES[name],
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(func=func)
+        sp.add_argument("--limit", action="append", default=[], metavar="K=V",
+                        help="raise or lower a resource limit, e.g. --limit params=2e9, "
+                        "--limit intermediate_bytes=16GiB (repeatable; see attncc.limits; "
+                        "also the ATTNCC_LIMITS environment variable)")
         if not spec:
             return sp
         sp.add_argument("spec", help="a .attn file or a bundled spec name (see `attncc list`)")
@@ -343,8 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = command("export", "export to ONNX and verify it in onnxruntime", cmd_export)
     sp.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     sp.add_argument("--seed", type=int, default=0, help="seed for weights and the test input")
-    sp.add_argument("--tol", type=float, default=1e-4,
-                    help="largest accepted |onnxruntime - torch| (default 1e-4)")
+    sp.add_argument("--tol", type=float, default=None,
+                    help="largest accepted |onnxruntime - torch| (default 1e-4; 1e-2 with "
+                    "--fp16)")
     sp.add_argument("--attention", action="store_true",
                     help="also output the attention maps (named attention.NAME)")
     sp.add_argument("--opset", type=int, default=None,
@@ -352,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--static", action="store_true",
                     help="fix the inputs' shapes to the example shapes (default: batch and "
                     "spatial dims stay symbolic)")
+    sp.add_argument("--fp16", action="store_true",
+                    help="float16 weights, inputs and outputs (float32 compute inside; runs "
+                    "on onnxruntime's CPU provider)")
 
     sp = command("show", "the IR (one line per node), a stage/params/FLOPs table, or a picture",
                  cmd_show)
@@ -383,6 +433,28 @@ def build_parser() -> argparse.ArgumentParser:
                     "and BAM count FLOPs)")
     sp.add_argument("--total", action="store_true", help="totals only, no per-layer rows")
 
+    sp = command("bench", "time attncc's backends against reference / timm modules",
+                 cmd_bench, spec=False)
+    sp.add_argument("spec", nargs="*", help="specs (names or .attn files)")
+    sp.add_argument("--library", action="store_true", help="every bundled spec")
+    sp.add_argument("--set", action="append", default=[], metavar="K=V",
+                    help="a hyperparameter of every spec benchmarked (repeatable)")
+    sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
+                    help="input shape (default: each spec's `example`); repeating an input "
+                    "starts another shape")
+    sp.add_argument("--repeats", type=int, default=15, help="interleaved rounds (default 15)")
+    sp.add_argument("--warmup", type=int, default=3, help="warm-up calls (default 3)")
+    sp.add_argument("--inner", type=int, help="calls per timed sample (default: ~20 ms worth)")
+    sp.add_argument("--compile", action="store_true", help="also time under torch.compile")
+    sp.add_argument("--no-onnx", action="store_true", help="skip onnxruntime")
+    sp.add_argument("--threads", type=int, help="torch/onnxruntime threads")
+    sp.add_argument("--disable", action="append", default=[], metavar="PASS",
+                    help="compile attncc's module without this pass (repeatable)")
+    sp.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    sp.add_argument("--markdown", metavar="FILE", help="write the Markdown table")
+    sp.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+
     sp = command("list", "list the bundled specs", cmd_list, spec=False)
     sp.add_argument("--markdown", action="store_true",
                     help="print a Markdown table (the README's)")
@@ -394,7 +466,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     show_tb = args.traceback or os.environ.get("ATTNCC_TRACEBACK") == "1"
     try:
-        return args.func(args)
+        from attncc.limits import parse_settings, using
+
+        with using(**parse_settings(args.limit)):
+            return args.func(args)
     except UsageError as err:
         parser.print_usage(sys.stderr)
         print(f"attncc: error: {err}", file=sys.stderr)

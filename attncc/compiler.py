@@ -36,8 +36,10 @@ def read_source(path_or_text: str | Path) -> Source:
 
 
 def _read(p: Path) -> str:
+    from attncc.source import read_text
+
     try:
-        return p.read_text(encoding="utf-8")
+        return read_text(p)  # undecodable bytes: an error at their line and column
     except FileNotFoundError:
         raise AttnccError(f"no such file: {p}") from None
     except (OSError, UnicodeDecodeError) as err:
@@ -153,10 +155,12 @@ def apply_preset(source: Source, preset: str | None, hyper: Mapping[str, Any] | 
 def compile_ir(source: Source, hyper: Mapping[str, Any] | None = None,
                shapes: Mapping[str, tuple[int, ...]] | None = None, *,
                block: str | None = None, opt_level: int = 1,
-               until: str | None = None, preset: str | None = None) -> IR:
+               until: str | None = None, preset: str | None = None,
+               disable: tuple[str, ...] = ()) -> IR:
     """Elaborate and run the pass pipeline; cached by (spec text, hyperparameters, shapes).
 
-    `preset` names a `preset` of the spec whose values apply under the explicit `hyper`.
+    `preset` names a `preset` of the spec whose values apply under the explicit `hyper`;
+    `disable` names passes to skip (`run_pipeline`'s `disable`).
     """
     hyper = apply_preset(source, preset, hyper, block)
     if until is not None:
@@ -167,16 +171,20 @@ def compile_ir(source: Source, hyper: Mapping[str, Any] | None = None,
 
             raise AttnccError(f"no pass named `{until}`",
                               hints=did_you_mean(until, PIPELINE, "pass"))
-    digest = hashlib.sha256(source.text.encode()).hexdigest()
+    from attncc.limits import current
+
+    # surrogatepass: a str from the API may hold lone surrogates (the lexer refuses them)
+    digest = hashlib.sha256(source.text.encode("utf-8", "surrogatepass")).hexdigest()
     return _compile_cached(digest, source, _freeze(hyper),
                            tuple(sorted((k, tuple(v)) for k, v in (shapes or {}).items())),
-                           block, opt_level, until, preset)
+                           block, opt_level, until, preset, tuple(sorted(disable)), current())
 
 
 @functools.lru_cache(maxsize=256)
 def _compile_cached(digest: str, source: Source, hyper: tuple, shapes: tuple,
                     block: str | None, opt_level: int, until: str | None,
-                    preset: str | None) -> IR:
+                    preset: str | None, disable: tuple[str, ...] = (),
+                    limits: Any = None) -> IR:
     from attncc.elaborate import elaborate
     from attncc.library import library_dir
     from attncc.passes import run_pipeline
@@ -193,10 +201,10 @@ def _compile_cached(digest: str, source: Source, hyper: tuple, shapes: tuple,
             if d in hyper_d and hyper_d[d] != s:
                 raise HyperparameterError(f"`{d}` is {hyper_d[d]} but the shape given says {s}")
     ir = elaborate(source.text, source.path, block=block, hyper_values=hyper_d, example=example,
-                   library=library_dir())
+                   library=library_dir(), limits=limits)
     ir.preset = preset
     try:
-        run_pipeline(ir, opt_level=opt_level, until=until)
+        run_pipeline(ir, opt_level=opt_level, until=until, disable=disable)
     except AttnccError as err:
         raise err.with_sources(ir.sources) from None
     except Exception as err:  # pragma: no cover - run_pipeline wraps its own failures

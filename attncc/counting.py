@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # attncc ops whose cost is multiply-accumulates (cost.flops = 2 x MACs)
-MAC_OPS = frozenset({"conv", "dense", "contract", "dynamic_conv"})
+MAC_OPS = frozenset({"conv", "dense", "contract", "dynamic_conv", "attend"})
 
 
 @dataclass
@@ -298,9 +298,12 @@ def _block_cost(ir: Any, shapes: Sequence[tuple[int, ...]]) -> tuple[int, int]:
     with np.errstate(all="ignore"):
         sizes = node_shapes(ir, dict(zip(names, shapes, strict=False)))
     macs = other = 0
+    from attncc.backends.torch_codegen import attention_only
+
+    lazy = attention_only(ir)  # the forward computes these only when the maps are asked for
     for n in ir.topo():
         nd = ir.node(n)
-        if nd.op in ("input", "param"):
+        if nd.op in ("input", "param") or n in lazy:
             continue
         ins = ir.inputs_of(n)
         k = len(ins) - len(nd.pnames)

@@ -151,9 +151,10 @@ def render(diag: Diagnostic, sources: Mapping[str, str], *, color: bool = False)
     out = [f"{where}{c['error']}{diag.severity}:{c['reset']} {c['bold']}{diag.message}{c['reset']}"]
     text = sources.get(span.path) if span else None
     if span and text is not None:
-        lines = text.splitlines()
+        # lines end at "\n" only, as the lexer counts them (not at \r, \x0b, \u2028 ...)
+        lines = text.split("\n")
         if 1 <= span.line <= len(lines):
-            raw = lines[span.line - 1]
+            raw = lines[span.line - 1].rstrip("\r")
             # expand tabs identically for the line and the caret so they stay aligned
             shown = raw.expandtabs(4)
             col = len(raw[: span.col - 1].expandtabs(4))

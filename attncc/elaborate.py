@@ -29,6 +29,8 @@ from attncc.diagnostics import (
 )
 from attncc.dims import TensorType
 from attncc.ir import IR, Node
+from attncc.limits import Limits, ResourceError, enforce
+from attncc.limits import current as current_limits
 from attncc.ops import get_op, has_op, user_ops
 from attncc.ops.base import (
     Arg,
@@ -48,6 +50,7 @@ from attncc.ops.base import (
 from attncc.source import entry_block, load_module
 from attncc.syntax import ast, parse
 
+# the defaults of attncc.limits (`block_depth`, `repeat`); the limits in force apply
 MAX_BLOCK_DEPTH = 32
 MAX_DIAGNOSTICS = 20
 # the most iterations one `repeat` may unroll to (each copies its body into the graph)
@@ -115,9 +118,10 @@ class _Frame:
 
 class Elaborator(InferContext):
     def __init__(self, blocks: dict[str, ast.Block], ir: IR, example: Mapping[str, int],
-                 max_repeat: int = MAX_REPEAT) -> None:
+                 max_repeat: int | None = None, limits: Limits | None = None) -> None:
         self.blocks = blocks
-        self.max_repeat = max_repeat
+        self.limits = limits or current_limits()
+        self.max_repeat = self.limits.repeat if max_repeat is None else max_repeat
         # how many `repeat` bodies are being unrolled (across block calls): parameters made
         # inside one would differ per iteration, so they are refused there
         self.loop_depth = 0
@@ -131,6 +135,9 @@ class Elaborator(InferContext):
         self.created: list[int] = []
         # for each dim, a node whose tensor has it: its shape gives the dim's run-time size
         self.witness: dict[str, int] = {}
+        # run-time dims renamed by `as` (P of `x as [N, C, P]`) -> the dim they rename, so the
+        # resource limits can size them at the example shape
+        self.aliases: dict[str, str] = {}
 
     # ---- InferContext ----
     def require_size(self, dim: str, why: str) -> int:
@@ -158,6 +165,8 @@ class Elaborator(InferContext):
         if new in self.ir.dims and new != old and self.ir.dims[new] != size:
             raise OpError(f"dim `{new}` already has size {self.ir.dims[new]}", kind="shape")
         self.ir.dims[new] = size
+        if size is None and new != old:
+            self.aliases.setdefault(new, old)
 
     # ---- entry ----
     def run_top(self, block: ast.Block, bindings: Mapping[str, Any]) -> None:
@@ -344,10 +353,13 @@ class Elaborator(InferContext):
             case ast.ExampleDecl(target=target, shape=shape):
                 # read by the compiler before elaboration; here only checked against the input
                 v = self._lookup(frame, target.text, target.span)
-                if not isinstance(v, Tensor) or self.ir.node(v.nid).op != "input":
+                # an input of this block, also when the block is called by another (`use`)
+                declared = [p.type for p in frame.block.params if p.name.text == target.text
+                            and isinstance(p.type, ast.TensorTypeAst)]
+                if not isinstance(v, Tensor) or not declared:
                     raise SignatureError(f"`example` gives the shape of an input; "
                                          f"`{target.text}` is not one", target.span)
-                dims = self.ir.node(v.nid).out.dims
+                dims = [d.text for d in declared[0].dims]
                 if len(shape) != len(dims) or min(shape) < 1:
                     raise ShapeError(
                         f"example shape of `{target.text}` must be {len(dims)} positive sizes "
@@ -476,7 +488,8 @@ class Elaborator(InferContext):
             raise HyperparameterError(
                 f"the count of `repeat` must be {bound}, got {n}", stmt.count.span,
                 hints=self._uses_hint(frame, stmt.count)
-                + (("each iteration is a copy of the body in the graph",) if n > 0 else ()),
+                + (("each iteration is a copy of the body in the graph",
+                    "the limit is set by `--limit repeat=N` (attncc.limits)") if n > 0 else ()),
                 notes=self._def_note(frame, stmt.count))
         return n
 
@@ -1050,6 +1063,11 @@ class Elaborator(InferContext):
         node_attrs = dict(attrs)
         if part is not None:
             node_attrs["_layer"] = name
+        if self.ir.graph.number_of_nodes() >= self.limits.nodes:
+            raise ResourceError(
+                f"the block grows to more than {self.limits.nodes} graph nodes here", span,
+                hints=("nested `repeat`s and block calls multiply the graph",
+                       "raise the limit with `--limit nodes=N` (attncc.limits) if intended"))
         nid = self.ir.add(
             Node(op.name, node_attrs, out, name or op.name, stage=frame.stage, span=span,
                  pnames=tuple(specs)),
@@ -1124,8 +1142,11 @@ class Elaborator(InferContext):
             chain = " -> ".join([f.block.name.text for f in self.stack] + [block.name.text])
             raise CycleError(f"block `{block.name.text}` calls itself: {chain}", call.span,
                              hints=("blocks are inlined; recursion has no end",))
-        if len(self.stack) >= MAX_BLOCK_DEPTH:
-            raise CycleError(f"blocks nested deeper than {MAX_BLOCK_DEPTH}", call.span)
+        if len(self.stack) >= self.limits.block_depth:
+            chain = " -> ".join([f.block.name.text for f in self.stack] + [block.name.text])
+            raise CycleError(f"blocks nested deeper than {self.limits.block_depth}: {chain}",
+                             call.span, hints=("raise the limit with `--limit block_depth=N` "
+                                               "(attncc.limits) if this is intended",))
         params = {p.name.text: p for p in block.params}
         given: dict[str, ast.Expr] = {}
         if len(call.args) > len(block.params):
@@ -1302,21 +1323,26 @@ def _default_text(v: Any) -> str:
 def elaborate(text: str, path: str = "<string>", *, block: str | None = None,
               hyper_values: Mapping[str, Any] | None = None,
               example: Mapping[str, int] | None = None,
-              library: Path | None = None, max_repeat: int = MAX_REPEAT) -> IR:
+              library: Path | None = None, max_repeat: int | None = None,
+              limits: Limits | None = None) -> IR:
     """Build the IR of one block of a spec with its hyperparameters bound.
 
-    `max_repeat` caps the count of each `repeat` loop.
+    `max_repeat` caps the count of each `repeat` loop (default: the `repeat` limit); `limits`
+    (default: those in force,
+    see attncc.limits) bound the work and the sizes, checked before anything is allocated.
     """
     sources: dict[str, str] = {}
+    limits = limits or current_limits()
     try:
-        blocks = load_module(text, path, library, sources)
+        blocks = load_module(text, path, library, sources, max_depth=limits.use_depth)
         own = [b.name.text for b in parse(text, path).blocks]
         entry = entry_block(blocks, path, block, own)
         ir = IR(block=entry.name.text, path=path, sources=sources)
-        el = Elaborator(blocks, ir, example or {}, max_repeat)
+        el = Elaborator(blocks, ir, example or {}, max_repeat, limits)
         el.run_top(entry, dict(hyper_values or {}))
         if el.diags:
             raise el.collected()
+        enforce(ir, example or {}, limits, el.aliases)
     except AttnccError as err:
         raise err.with_sources(sources) from None
     return ir

@@ -6,18 +6,28 @@ import itertools
 from pathlib import Path, PurePosixPath
 
 from attncc import hyper
-from attncc.diagnostics import CycleError, NameError_, SignatureError, did_you_mean
+from attncc.diagnostics import (
+    AttnccError,
+    CycleError,
+    Diagnostic,
+    NameError_,
+    SignatureError,
+    Span,
+    did_you_mean,
+)
 from attncc.ops import has_op
 from attncc.syntax import ast, parse
 
 
 def load_module(text: str, path: str, library: Path | None = None,
                 sources: dict[str, str] | None = None,
-                _chain: tuple[str, ...] = (), _root: Path | None = None) -> dict[str, ast.Block]:
+                _chain: tuple[str, ...] = (), _root: Path | None = None,
+                max_depth: int = 16) -> dict[str, ast.Block]:
     """Parse a file and the files it `use`s; returns every block by name.
 
     `use` paths are relative to the using file. Every file read must lie inside the folder of
-    the file being compiled (`_root`) or the bundled library.
+    the file being compiled (`_root`) or the bundled library. `use` chains longer than
+    `max_depth` files are refused (attncc.limits `use_depth`).
     """
     sources = sources if sources is not None else {}
     sources[path] = text
@@ -33,14 +43,20 @@ def load_module(text: str, path: str, library: Path | None = None,
             shown = " -> ".join(_chain_name(p, root) for p in (*chain, key))
             raise CycleError(f"`use` cycle: {shown}", use.path_span or use.span,
                              hints=("move the blocks both files need into a third file",))
-        if len(chain) > 16:
-            raise CycleError("`use` nested deeper than 16 files", use.path_span or use.span)
+        if len(chain) > max_depth:
+            shown = " -> ".join(_chain_name(p, root) for p in (*chain, key))
+            raise CycleError(f"`use` nested deeper than {max_depth} files: {shown}",
+                             use.path_span or use.span,
+                             hints=("raise the limit with `--limit use_depth=N` "
+                                    "(attncc.limits) if this is intended",))
         try:
-            used = target.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
+            used = read_text(target)
+        except AttnccError as err:
+            raise err.with_note(f"`use`d at {use.path_span or use.span}") from None
+        except OSError as err:
             raise NameError_(f"cannot read `{use.path}`: {err}", use.path_span or use.span,
                              hints=("a `use`d file must be a UTF-8 .attn text file",)) from None
-        blocks.update(load_module(used, key, library, sources, chain, root))
+        blocks.update(load_module(used, key, library, sources, chain, root, max_depth))
     mine: dict[str, ast.Block] = {}
     for b in module.blocks:
         if b.name.text in mine:
@@ -55,6 +71,25 @@ def load_module(text: str, path: str, library: Path | None = None,
     return blocks
 
 
+def read_text(path: Path) -> str:
+    """A spec file's text; bytes that are not UTF-8 raise an error at their line and column.
+
+    OSError (a missing or unreadable file) passes through for the caller to word.
+    """
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        before = data[: err.start].decode("utf-8", "replace")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
+        text = data.decode("utf-8", "replace")
+        span = Span(str(path), line, col, line, col + 1)
+        raise AttnccError(Diagnostic(
+            f"the file is not UTF-8 text: byte 0x{data[err.start]:02x} cannot be decoded",
+            span, hints=("save the spec as UTF-8",))).with_sources({str(path): text}) from None
+
+
 def _chain_name(p: str, root: Path) -> str:
     """A file of a `use` chain, relative to the compiled file's folder when it lies inside."""
     if p.startswith("<") or not Path(p).is_relative_to(root):
@@ -67,6 +102,9 @@ def _resolve_use(use: ast.UseDecl, path: str, root: Path, library: Path | None) 
     allowed = [root] + ([library.resolve()] if library else [])
     bases = [here] + ([library.resolve()] if library else [])
     span = use.path_span or use.span
+    if not use.path.isprintable():  # a NUL byte or a control character: no file has that name
+        raise NameError_(f"`use` path {use.path!r} contains a character that is not printable",
+                         span, hints=("`use` names an .attn file, e.g. `use \"parts/gate.attn\"`",))
     escapes = True
     for base in bases:
         cand = (base / use.path).resolve()

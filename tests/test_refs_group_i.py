@@ -107,5 +107,6 @@ def test_distinct_frequencies_are_orthonormal():
 def test_the_map_size_is_fixed():
     m = h.compile_spec("fcanet", {"C": 32, "r": 4, "H": 7, "W": 5})
     assert m(torch.randn(2, 32, 7, 5)).shape == (2, 32, 7, 5)
-    with pytest.raises(RuntimeError):
-        m(torch.randn(2, 32, 7, 9))  # no adaptive pooling to the tile, unlike the official code
+    # no adaptive pooling to the tile, unlike the official code: the module says so
+    with pytest.raises(ValueError, match=r"input `x` must be \[N, C=32, H=7, W=5\]"):
+        m(torch.randn(2, 32, 7, 9))

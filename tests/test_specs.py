@@ -383,6 +383,55 @@ def test_inputs_are_not_mutated(spec, hyper, backend):
         np.testing.assert_array_equal(v, before[k], err_msg=k)
 
 
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_every_tensor_is_registered_and_moves_with_to(spec, hyper):
+    """No stray tensor attribute: `.to(float64)` converts every floating parameter and
+    buffer, the float64 module runs in float64 and agrees with float32."""
+    m = _module(spec, hyper).eval()
+    registered = {id(t) for t in [*m.parameters(), *m.buffers()]}
+    for name, sub in m.named_modules():
+        for attr, value in vars(sub).items():
+            if isinstance(value, torch.Tensor):
+                assert id(value) in registered, f"{name}.{attr} is an unregistered tensor"
+    x = h.make_inputs(m.ir, BASE_SHAPE, seed=14)
+    want = h.run_torch(m, x)
+    m64 = m.to(torch.float64)
+    assert all(t.dtype == torch.float64 for t in m64.state_dict().values()
+               if t.is_floating_point())
+    with torch.no_grad():
+        y, att = m64(*(torch.from_numpy(v).double() if v.dtype == np.float32
+                       else torch.from_numpy(v) for v in x.values()), return_attention=True)
+    ys = y if isinstance(y, tuple) else (y,)
+    got = [*ys, *(att[a] for a in m.ir.attention)]
+    for key, v in zip(h.output_keys(m.ir), got, strict=True):
+        assert v.dtype == torch.float64, f"{key} is {v.dtype}: a float32 tensor stayed behind"
+        scale = max(1.0, float(np.abs(want[key]).max()))
+        np.testing.assert_allclose(v.numpy(), want[key], rtol=1e-3, atol=1e-4 * scale,
+                                   err_msg=key)
+
+
+def _presets() -> list:
+    from attncc.compiler import presets, read_source
+
+    return [pytest.param(path.stem, name, id=f"{path.stem}-{name}")
+            for path in h.SPEC_PATHS for name in presets(read_source(path))]
+
+
+@pytest.mark.parametrize(("spec", "preset"), _presets())
+def test_every_advertised_preset_constructs_and_runs(spec, preset):
+    """Each `preset` line at the spec's own example shapes: compiles, runs, finite output."""
+    import attncc
+    from attncc.compiler import example_shapes, read_source
+
+    shapes = example_shapes(read_source(h.SPECS_DIR / f"{spec}.attn"))
+    m = attncc.compile(h.SPECS_DIR / f"{spec}.attn", preset=preset, shapes=shapes, seed=0)
+    dims = {m.ir.node(n).name: m.ir.node(n).out.dims for n in m.ir.inputs}
+    sizes = {d: s for name, shape in shapes.items()
+             for d, s in zip(dims[name], shape, strict=True)}
+    out = h.run_torch(m, h.make_inputs(m.ir, sizes, seed=15))
+    assert all(np.isfinite(v).all() for v in out.values())
+
+
 # ---- the harness itself: a failure must say what failed ----
 def test_mismatch_names_errors_and_first_index():
     a = np.zeros((2, 3), dtype=np.float32)

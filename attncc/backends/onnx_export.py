@@ -102,9 +102,12 @@ def build_model(ir: IR, weights: Mapping[str, np.ndarray], *, attention_outputs:
         e.initializers[name] = w.astype(np.int64 if ir.node(n).param.dtype == "int64"
                                         else np.float32)
         env[n] = name
+    from attncc.backends.torch_codegen import attention_only
+
+    skip = set() if attention_outputs else attention_only(ir)  # maps not asked for
     for n in ir.topo():
         nd = ir.node(n)
-        if nd.op in ("input", "param"):
+        if nd.op in ("input", "param") or n in skip:
             continue
         low = lowering(ir, n)
         # node names carry the spec's stage and name: `excite/s/Sigmoid`
@@ -156,6 +159,68 @@ def build_model(ir: IR, weights: Mapping[str, np.ndarray], *, attention_outputs:
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
         raise ExportError(f"the ONNX model failed onnx.checker: {err}") from None
     return model
+
+
+FLOAT16_MAX = 65504.0
+
+
+def to_float16(model):
+    """The model with float16 weights, inputs and outputs, computing in float32 inside.
+
+    Every weight (the state_dict's float tensors) is stored as float16 and cast to float32
+    where the graph starts; float inputs are float16 and cast up; float outputs are cast down
+    to float16 at the end. The operators themselves stay float32, so the model runs on
+    onnxruntime's CPU provider, whose float16 kernels cover few operators, and softmaxes and
+    reductions keep float32 accumulation. Compile-time constants (`const_*`: epsilons, -inf
+    masks, index tables) keep their types: float16 would turn a large mask value into inf
+    and a small epsilon into 0. A weight beyond float16's range is refused.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    g = out.graph
+    head, tail = [], []
+    for init in g.initializer:
+        if init.data_type != TensorProto.FLOAT or init.name.startswith("const_"):
+            continue
+        w = numpy_helper.to_array(init)
+        if w.size and float(np.max(np.abs(w))) > FLOAT16_MAX:
+            raise ExportError(f"weight `{init.name}` holds {float(np.max(np.abs(w))):.4g}, "
+                              f"beyond float16's range (±{FLOAT16_MAX:g})",
+                              hints=("export in float32",))
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(w.astype(np.float16), f"{name}.float16"))
+        head.append(helper.make_node("Cast", [f"{name}.float16"], [name],
+                                     name=f"float16/{name}", to=TensorProto.FLOAT))
+    renamed: dict[str, str] = {}
+    for vi in g.input:
+        if vi.type.tensor_type.elem_type == TensorProto.FLOAT:
+            vi.type.tensor_type.elem_type = TensorProto.FLOAT16
+            renamed[vi.name] = f"{vi.name}.float32"
+            head.append(helper.make_node("Cast", [vi.name], [renamed[vi.name]],
+                                         name=f"float16/{vi.name}", to=TensorProto.FLOAT))
+    for node in g.node:
+        node.input[:] = [renamed.get(i, i) for i in node.input]
+    for vi in g.output:
+        if vi.type.tensor_type.elem_type != TensorProto.FLOAT:
+            continue
+        vi.type.tensor_type.elem_type = TensorProto.FLOAT16
+        inner = f"{vi.name}.float32"
+        for node in g.node:
+            node.output[:] = [inner if o == vi.name else o for o in node.output]
+        tail.append(helper.make_node("Cast", [inner], [vi.name], name=f"float16/{vi.name}",
+                                     to=TensorProto.FLOAT16))
+    nodes = [*head, *g.node, *tail]
+    del g.node[:]
+    g.node.extend(nodes)
+    out.doc_string = model.doc_string + " (float16 weights and I/O, float32 compute)"
+    try:
+        onnx.checker.check_model(out, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        raise ExportError(f"the float16 ONNX model failed onnx.checker: {err}") from None
+    return out
 
 
 def write_atomic(data: bytes, path: str | os.PathLike) -> None:

@@ -18,7 +18,9 @@ from attncc.diagnostics import AttnccError, Span
 from attncc.ir import IR
 from attncc.ops.base import ParamSpec
 
-_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"self", "torch", "F", "math"}
+# `return_attention` is forward's own argument: an input or a tensor of that name would shadow it
+_RESERVED = set(keyword.kwlist) | set(dir(builtins)) | {"self", "torch", "F", "math",
+                                                        "return_attention"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -66,7 +68,10 @@ def _module_attrs() -> set[str]:
     if _MODULE_ATTRS is None:
         import torch
 
-        _MODULE_ATTRS = set(dir(torch.nn.Module())) | set(dir(torch.nn.ModuleDict()))
+        # and what the generated class and build_module add to it
+        _MODULE_ATTRS = (set(dir(torch.nn.Module())) | set(dir(torch.nn.ModuleDict()))
+                         | {"reset_parameters", "attention_names", "attention_maps", "ir",
+                            "spec", "source"})
     return _MODULE_ATTRS
 
 
@@ -76,6 +81,7 @@ class _Tree:
     def __init__(self) -> None:
         self.children: dict[str, _Tree] = {}
         self.tensors: dict[str, ParamSpec] = {}
+        self.span: Span | None = None  # where a parameter under this container was made
 
     def is_dict(self) -> bool:
         # a container whose keys are not identifiers (`0`) is a ModuleDict
@@ -85,7 +91,12 @@ class _Tree:
 def _access(tree: _Tree, path: list[str]) -> str:
     expr, node = "self", tree
     for seg in path:
-        expr += f'["{seg}"]' if node.is_dict() else f".{seg}"
+        if node.is_dict() and node is not tree:
+            expr += f'["{seg}"]'
+        elif _IDENT.match(seg) and not keyword.iskeyword(seg):
+            expr += f".{seg}"
+        else:  # a layer named like a Python keyword (`class`): the module itself has no []
+            expr = f'getattr({expr}, "{seg}")'
         node = node.children.get(seg, node)
     return expr
 
@@ -102,6 +113,7 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
         node = tree
         for seg in parents:
             node = node.children.setdefault(seg, _Tree())
+            node.span = node.span or nd.span
         _check_segment(leaf, nd.span, parameter=True)
         node.tensors[leaf] = nd.param
 
@@ -110,9 +122,13 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
     # ModuleDict children must be added by key, so build parents before children
     def build_dicts(node: _Tree, path: list[str]) -> None:
         for key, child in node.children.items():
-            _check_segment(key, None, parameter=False)
+            _check_segment(key, child.span, parameter=False)
             container = "torch.nn.ModuleDict()" if child.is_dict() else "torch.nn.Module()"
-            init.append(f"{_access(tree, [*path, key])} = {container}")
+            target = _access(tree, [*path, key])
+            if target.startswith("getattr("):
+                init.append(f'{_access(tree, path)}.add_module("{key}", {container})')
+            else:
+                init.append(f"{target} = {container}")
             build_dicts(child, [*path, key])
         for leaf, spec in node.tensors.items():
             owner = _access(tree, path)
@@ -120,6 +136,8 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
             empty = f"torch.zeros({_shape(spec.shape)}, dtype={dtype})"
             if spec.buffer:
                 init.append(f'{owner}.register_buffer("{leaf}", {empty})')
+            elif keyword.iskeyword(leaf):  # `param class: [C]`: no `.class` in Python
+                init.append(f'{owner}.register_parameter("{leaf}", torch.nn.Parameter({empty}))')
             else:
                 init.append(f"{owner}.{leaf} = torch.nn.Parameter({empty})")
 
@@ -128,7 +146,8 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
     refs = {}
     for n in param_nodes:
         *parents, leaf = ir.node(n).name.split(".")
-        refs[n] = f"{_access(tree, parents)}.{leaf}"
+        owner = _access(tree, parents)
+        refs[n] = f'getattr({owner}, "{leaf}")' if keyword.iskeyword(leaf) else f"{owner}.{leaf}"
     reset: list[str] = []
     for n in param_nodes:
         reset.append(_init_stmt(refs[n], ir.node(n).param))
@@ -268,24 +287,30 @@ def attention_only(ir: IR) -> set[int]:
 def display_path(path: str) -> str:
     """A spec path as generated code shows it: `specs/se.attn` for a bundled spec, else
     relative to the working folder when inside it; never the build machine's absolute path
-    of the library."""
+    of the library. It goes into comments, so characters that could end one (a newline in a
+    file name) are escaped."""
     from pathlib import Path
 
     from attncc.library import library_dir
 
     p = Path(path)
     if not p.is_absolute():
-        return path
+        return _printable(path)
     for root, shown in ((library_dir(), Path("specs")), (Path.cwd(), Path())):
         try:
-            return str(shown / p.resolve().relative_to(root.resolve()))
+            return _printable(str(shown / p.resolve().relative_to(root.resolve())))
         except ValueError:
             continue
-    return path
+    return _printable(path)
+
+
+def _printable(text: str) -> str:
+    """`text` with every non-printable character (newlines included) as a Python escape."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _check_segment(seg: str, span: Span | None, parameter: bool) -> None:
-    if parameter and (not _IDENT.match(seg) or keyword.iskeyword(seg)):
+    if parameter and not _IDENT.match(seg):
         raise AttnccError(f"`{seg}` cannot name a parameter", span)
     if seg in _module_attrs():
         raise AttnccError(

@@ -4,6 +4,7 @@ from attncc.ops import (  # noqa: F401 - importing a family module registers its
     activation,
     adaptive,
     arith,
+    attend,
     broadcast,
     const,
     contract,

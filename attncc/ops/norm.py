@@ -330,7 +330,9 @@ class GroupNorm(Op):
 
     def torch(self, e, x, weight, bias, *, perm, inverse, groups, rank, eps):
         t = f"{x}.permute{perm}" if perm else x
-        t = f"F.group_norm({t}, {groups}, {weight}, {bias}, {eps!r})"
+        # the ATen op: F.group_norm refuses a batch of one whose groups hold one value each
+        # ("Expected more than 1 value per channel"), where the normalised value is just 0
+        t = f"torch.group_norm({t}, {groups}, {weight}, {bias}, {eps!r})"
         return f"{t}.permute{inverse}" if inverse else t
 
     def onnx(self, e, x, weight, bias, *, perm, inverse, groups, rank, eps):

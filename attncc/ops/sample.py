@@ -624,7 +624,9 @@ class DeformConv(Op):
             v = _bilinear(xd, oy + i * dilation + off[:, t, 0], ox + j * dilation + off[:, t, 1])
             cols[:, :, t] = np.moveaxis(v, -1, 1)
         if modulated:
-            cols *= (1 / (1 + np.exp(-offset[:, 2 * k2 :].astype(np.float64))))[:, None]
+            # the sigmoid as 0.5 (1 + tanh(z / 2)): no overflow in exp at large |z|
+            z = offset[:, 2 * k2 :].astype(np.float64)
+            cols *= (0.5 * (1 + np.tanh(0.5 * z)))[:, None]
         co, cg = weight.shape[:2]
         wg = weight.astype(np.float64).reshape(groups, co // groups, cg, k2)
         y = np.einsum("ngcthw,goct->ngohw", cols.reshape(n, groups, cg, k2, ho, wo), wg)

@@ -32,10 +32,11 @@ def ir_pass(name: str, requires: tuple[str, ...] = (), cleanup: bool = False):
     return deco
 
 
-from attncc.passes import canonicalize, cse, dce, infer_shapes, validate  # noqa: E402, F401
+from attncc.passes import attend, canonicalize, cse, dce, infer_shapes, validate  # noqa: E402, F401
 
-# order matters: canonicalize needs shapes; cleanup runs to a fixed point after it
-PIPELINE = ("validate", "infer-shapes", "cse", "dce", "canonicalize")
+# order matters: canonicalize needs shapes; cleanup runs to a fixed point after it (attend is in
+# the cleanup group: off at -O0, and dce drops what it leaves dead)
+PIPELINE = ("validate", "infer-shapes", "cse", "dce", "attend", "canonicalize")
 MAX_CLEANUP_ROUNDS = 8
 
 

@@ -262,6 +262,9 @@ def syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> ParseError:
 
 def _end_span(text: str, path: str) -> Span:
     """Just past the last character of the last line: where the missing text would go."""
-    lines = text.splitlines() or [""]
-    line, col = len(lines), len(lines[-1]) + 1
+    # lines end at "\n" only, as lark counts them; a final newline opens no new line
+    lines = text.split("\n")
+    if len(lines) > 1 and not lines[-1]:
+        lines.pop()
+    line, col = len(lines), len(lines[-1].rstrip("\r")) + 1
     return Span(path, line, col, line, col + 1)

@@ -11,7 +11,8 @@ class _ToAst(Transformer):
     def __init__(self, path: str, text: str = "") -> None:
         super().__init__()
         self.path = path
-        self.lines = text.splitlines()
+        # lark counts lines at "\n" only; str.splitlines() would also split at \r, \x0b, ...
+        self.lines = text.split("\n")
 
     # ---- helpers ----
     def _span(self, meta) -> ast.Span:
@@ -89,7 +90,8 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def example_decl(self, meta, children):
         target, *sizes = children
-        return ast.ExampleDecl(self._tok(target), tuple(int(t) for t in sizes if t is not None),
+        return ast.ExampleDecl(self._tok(target),
+                               tuple(self._int(t) for t in sizes if t is not None),
                                self._span(meta))
 
     @v_args(meta=True)
@@ -182,7 +184,17 @@ class _ToAst(Transformer):
 
     def int_lit(self, children):
         (t,) = children
-        return ast.IntLit(int(t), self._tok(t).span)
+        return ast.IntLit(self._int(t), self._tok(t).span)
+
+    def _int(self, t: Token) -> int:
+        # Python refuses to convert more than 4300 digits; no size needs more than 19
+        if len(t.lstrip("0")) > 30:
+            from attncc.diagnostics import HyperparameterError
+
+            raise HyperparameterError(f"the number `{t[:12]}...` ({len(t)} digits) is too large",
+                                      self._tok(t).span,
+                                      hints=("hyperparameter values are limited to ±2**62",))
+        return int(t)
 
     def float_lit(self, children):
         (t,) = children

@@ -21,7 +21,7 @@ SPEC = """block B(x: [N, C, H, W], r: int = 2) {
 
 
 def test_pipeline_order():
-    assert PIPELINE == ("validate", "infer-shapes", "cse", "dce", "canonicalize")
+    assert PIPELINE == ("validate", "infer-shapes", "cse", "dce", "attend", "canonicalize")
     assert set(PIPELINE) == set(PASSES)
 
 
