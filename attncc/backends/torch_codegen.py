@@ -259,7 +259,8 @@ def _input_checks(ir: IR, args: list[str]) -> list[str]:
                          for d in dims)
         cond = " or ".join([f"{arg}.dim() != {len(dims)}",
                             *(f"{arg}.shape[{i}] != {size}" for i, size in fixed)])
-        lines += [f"        if {cond}:",
+        # skipped while jit-tracing: a trace records no Python branch (and would warn)
+        lines += [f"        if not torch.jit.is_tracing() and ({cond}):",
                   f'            raise ValueError(f"input `{arg}` must be [{want}], '
                   f'got {{list({arg}.shape)}}")']
     return lines

@@ -23,6 +23,7 @@ from attncc.ops.base import (
     OpError,
     Sample,
     Signature,
+    check_over,
     register,
 )
 from attncc.ops.layout import FrameLayout
@@ -67,15 +68,7 @@ class AdaptiveAvgPool(Op):
 
     def _check(self, x: TensorType, over: tuple[str, ...],
                to: tuple[str, ...]) -> tuple[str, str | None]:
-        if not 1 <= len(over) <= 3:
-            raise OpError(f"adaptive_avg_pool pools 1 to 3 dims, not {len(over)}", arg="over")
-        if len(set(over)) != len(over):
-            raise OpError(f"adaptive_avg_pool names a dim twice in `over={' '.join(over)}`",
-                          arg="over")
-        for d in over:
-            if d not in x.real:
-                raise OpError(f"adaptive_avg_pool pools `{d}` but its input has dims {x}",
-                              arg="over", hints=(f"pool some of {', '.join(x.real)}",))
+        check_over(self.name, x, over, verb="pools", hint="pool")
         if len(to) not in (1, len(over)):
             raise OpError(f"`to` names {len(to)} dims for the {len(over)} pooled dims "
                           f"`{' '.join(over)}`", arg="to",

@@ -139,6 +139,19 @@ class OpError(Exception):
         self.message, self.arg, self.hints, self.kind = message, arg, hints, kind
 
 
+def check_over(op: str, x: TensorType, over: tuple[str, ...], verb: str = "runs over",
+               hint: str = "run it over") -> None:
+    """`over` names 1 to 3 distinct dims of x (the windowed, pooled or convolved dims)."""
+    if not 1 <= len(over) <= 3:
+        raise OpError(f"{op} {verb} 1 to 3 dims, not {len(over)}", arg="over")
+    if len(set(over)) != len(over):
+        raise OpError(f"{op} names a dim twice in `over={' '.join(over)}`", arg="over")
+    for d in over:
+        if d not in x.real:
+            raise OpError(f"{op} {verb} `{d}` but its input has dims {x}", arg="over",
+                          hints=(f"{hint} some of {', '.join(x.real)}",))
+
+
 class InferContext:
     """What an op's shape rule may ask of the elaborator: dim sizes and new dims."""
 

@@ -64,8 +64,25 @@ def dct2d_filter(channels: int, h: int, w: int, mapper_x, mapper_y) -> list:
             for u, v in zip(mapper_x, mapper_y, strict=True) for _ in range(part)]
 
 
+class ConstantBuffer(Op):
+    """An op whose value is its one buffer, `weight`, computed at compile time (its `params`);
+    every backend hands the buffer on as it is: a torch buffer, an ONNX initializer."""
+
+    def numpy(self, weight):
+        return weight
+
+    def torch(self, e, weight):
+        return weight
+
+    def onnx(self, e, weight):
+        return weight
+
+    def cost(self, in_shapes, out_shape, attrs, param_shapes):
+        return Cost(flops=0, bytes_moved=4 * math.prod(out_shape))
+
+
 @register
-class Dct2d(Op):
+class Dct2d(ConstantBuffer):
     """dct2d(channel: dim, over: dims, freqs: int = 16, select: int = 0) -> [channel, over].
 
     FcaNet's fixed multi-spectral 2-D DCT basis (Qin et al., ICCV 2021; cfzd/FcaNet
@@ -114,18 +131,6 @@ class Dct2d(Op):
         # init_args: the frequency indices u_0.. then v_0..; the shape gives C, H and W
         return {"weight": ParamSpec((c, h, w), "dct2d", buffer=True,
                                     init_args=tuple(float(u) for u in mx + my))}
-
-    def numpy(self, weight):
-        return weight
-
-    def torch(self, e, weight):
-        return weight
-
-    def onnx(self, e, weight):
-        return weight
-
-    def cost(self, in_shapes, out_shape, attrs, param_shapes):
-        return Cost(flops=0, bytes_moved=4 * math.prod(out_shape))
 
     def samples(self):
         return [

@@ -31,6 +31,7 @@ from attncc.ops.base import (
     OpError,
     Sample,
     Signature,
+    check_over,
     perm_or_none,
     register,
 )
@@ -108,15 +109,7 @@ class DynamicConv(Op):
                           f"{len(ins)} tensors", hints=(f"call it as {_USE}",))
         x, w = ins[0], ins[1]
         over, taps, m = attrs["over"], attrs["taps"], attrs["map"]
-        if not 1 <= len(over) <= 3:
-            raise OpError(f"dynamic_conv runs over 1 to 3 dims, not {len(over)}", arg="over")
-        if len(set(over)) != len(over):
-            raise OpError(f"dynamic_conv names a dim twice in `over={' '.join(over)}`",
-                          arg="over")
-        for d in over:
-            if d not in x.real:
-                raise OpError(f"dynamic_conv runs over `{d}` but its input has dims {x}",
-                              arg="over", hints=(f"run it over some of {', '.join(x.real)}",))
+        check_over(self.name, x, over)
         if len(taps) != len(over) and len(taps) != 1:
             raise OpError(f"`taps` names {len(taps)} kernel dims for the {len(over)} dims "
                           f"`{' '.join(over)}`", arg="taps",

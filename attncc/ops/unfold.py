@@ -25,28 +25,18 @@ from attncc.ops.base import (
     ParamSpec,
     Sample,
     Signature,
+    check_over,
     register,
 )
+from attncc.ops.const import ConstantBuffer
 
 PADS = ("zeros", "reflect")
-
-
-def _check_over(op: str, x: TensorType, over: tuple[str, ...]) -> None:
-    """`over` names 1 to 3 distinct dims of x."""
-    if not 1 <= len(over) <= 3:
-        raise OpError(f"{op} runs over 1 to 3 dims, not {len(over)}", arg="over")
-    if len(set(over)) != len(over):
-        raise OpError(f"{op} names a dim twice in `over={' '.join(over)}`", arg="over")
-    for d in over:
-        if d not in x.real:
-            raise OpError(f"{op} runs over `{d}` but its input has dims {x}", arg="over",
-                          hints=(f"run it over some of {', '.join(x.real)}",))
 
 
 def _new_dims(op: str, x: TensorType, over: tuple[str, ...], new: tuple[str, ...],
               key: str = "as") -> None:
     """`over` are distinct dims of x; `new` (one per `over` dim) are distinct new names."""
-    _check_over(op, x, over)
+    check_over(op, x, over)
     if len(new) != len(over):
         raise OpError(f"`{key}` names {len(new)} dim{'s' if len(new) != 1 else ''} for the "
                       f"{len(over)} dims "
@@ -220,7 +210,7 @@ class Unfold(Op):
 
 
 @register
-class RelGrid(Op):
+class RelGrid(ConstantBuffer):
     """rel_grid(over: dims, as: dim, dilation: int = 1) -> [as, over...].
 
     The window offsets as a compile-time constant: `rel_grid(over=Kh Kw, as=P)` is
@@ -269,18 +259,6 @@ class RelGrid(Op):
         return {"weight": ParamSpec((len(sizes), *sizes), "values", buffer=True,
                                     init_args=tuple(float(v) for v in values))}
 
-    def numpy(self, weight):
-        return weight
-
-    def torch(self, e, weight):
-        return weight
-
-    def onnx(self, e, weight):
-        return weight
-
-    def cost(self, in_shapes, out_shape, attrs, param_shapes):
-        return Cost(flops=0, bytes_moved=4 * math.prod(out_shape))
-
     def samples(self):
         return [
             Sample(inputs=(), attrs={"over": ("Kh", "Kw"), "as": ("P",)},
@@ -315,7 +293,7 @@ class Coords(Op):
 
     def _layout(self, x: TensorType, attrs) -> tuple[str, ...]:
         over, new, keep = attrs["over"], attrs["as"], attrs["keep"]
-        _check_over(self.name, x, over)
+        check_over(self.name, x, over)
         if len(new) != 1 or new[0] in x:
             raise OpError("coords makes one new dim for the coordinate's axis, e.g. `as=P`",
                           arg="as")
