@@ -34,11 +34,14 @@ readme: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m attncc.docs -o docs/language.md
 
-# a long front-end fuzzing campaign (FUZZ_SECONDS, default 600); failing inputs are shrunk and
-# saved under tests/fuzz/regressions/, which tests/test_fuzz.py replays
+# long campaigns: front-end fuzzing (FUZZ_SECONDS, default 600), then random-graph differential
+# testing (RANDGRAPH_COUNT graphs, default 2000); failures are shrunk and saved under
+# tests/fuzz/regressions/ and tests/randgraph/regressions/, which the tests replay
 .PHONY: fuzz
 fuzz: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python tests/fuzz/campaign.py --seconds $${FUZZ_SECONDS:-600}
+	OMP_NUM_THREADS=1 $(BIN)/python tests/test_randgraph.py --start 1000 \
+		--count $${RANDGRAPH_COUNT:-2000}
 
 lint: $(STAMP)
 	$(BIN)/ruff check attncc tests examples benchmarks
