@@ -20,8 +20,8 @@ from attncc.ir import IR
 
 OPSET = 18
 # opsets a model may be exported at: every lowering is written for 18, and the operators it
-# uses keep their meaning up to 21 (GridSample renames `bilinear` to `linear` at 20, which
-# `OnnxEmitter.op` translates); 22+ is not checked against onnxruntime here
+# uses keep their meaning up to 21 (GridSample renames `bilinear` to `linear` at 20: the
+# op reads `OnnxEmitter.opset`); 22+ is not checked against onnxruntime here
 OPSETS = range(18, 22)
 IR_VERSION = 10  # what onnxruntime releases of the last two years all load
 
@@ -49,8 +49,6 @@ class OnnxEmitter:
         from onnx import helper
 
         out = self.fresh(f"{self.prefix}/{op_type}")
-        if op_type == "GridSample" and self.opset >= 20 and attrs.get("mode") == "bilinear":
-            attrs["mode"] = "linear"  # the same interpolation, renamed in opset 20
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 

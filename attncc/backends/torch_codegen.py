@@ -342,19 +342,8 @@ def _init_stmt(ref: str, spec: ParamSpec) -> str:
     if spec.init == "values":  # a constant given in full, row-major (ops/unfold.py rel_grid)
         return (f"{ref}.copy_(torch.tensor({tuple(spec.init_args)!r}, "
                 f"dtype=torch.float32).reshape({_shape(spec.shape)}))")
-    if spec.init == "dct2d":  # FcaNet's DCT basis; init_args: u_0.., v_0.. (ops/const.py)
-        k = len(spec.init_args) // 2
-        uv = tuple(zip(spec.init_args[:k], spec.init_args[k:], strict=True))
-        c, h, w = spec.shape
-        b = "(math.cos(math.pi * {f} * ({p} + 0.5) / {n}) / math.sqrt({n}) * " \
-            "(math.sqrt(2) if {f} else 1.0))"
-        val = f"{b.format(f='u', p='i', n=h)} * {b.format(f='v', p='j', n=w)}"
-        return (f"{ref}.copy_(torch.tensor([[[{val} for j in range({w})] for i in range({h})] "
-                f"for u, v in {uv!r} for _ in range({c // k})]))")
-    if spec.init == "index_table":  # a gather's constant int64 table (ops/index.py)
-        from attncc.ops.index import table_source
-
-        return f"{ref}.copy_({table_source(spec.init_args, spec.shape)})"
+    if spec.init == "source":  # a compile-time constant; the op wrote its expression
+        return f"{ref}.copy_({spec.source})"
     if spec.init != "zeros":
         raise ValueError(f"no initialiser `{spec.init}`")
     return f"{ref}.zero_()"

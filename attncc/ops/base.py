@@ -102,12 +102,15 @@ class ParamSpec:
 
     shape: tuple[int, ...]
     # zeros | ones | constant(value) | normal(std) | uniform(low, high) | kaiming_uniform
-    # | uniform_fan_in; the arguments of the parametrised ones are `init_args`
+    # | uniform_fan_in | values(v, ...) | source; the arguments of the parametrised ones are
+    # `init_args`; `source` copies in `source`, a torch expression the owning op writes for a
+    # value it computes at compile time (FcaNet's DCT basis, a gather's index table)
     init: str = "zeros"
     fan_in: int = 1
     buffer: bool = False
     dtype: str = "float32"
     init_args: tuple[float, ...] = ()
+    source: str = ""
 
     @property
     def numel(self) -> int:

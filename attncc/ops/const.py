@@ -64,6 +64,20 @@ def dct2d_filter(channels: int, h: int, w: int, mapper_x, mapper_y) -> list:
             for u, v in zip(mapper_x, mapper_y, strict=True) for _ in range(part)]
 
 
+def dct_source(mx: list[int], my: list[int], c: int, h: int, w: int) -> str:
+    """Torch source of the C x H x W basis: the (u, v) filter repeated over its channel group.
+
+    The generated module computes it in `reset_parameters`, so a standalone file carries three
+    lines of arithmetic rather than C·H·W numbers.
+    """
+    uv = tuple(zip(mx, my, strict=True))
+    b = "(math.cos(math.pi * {f} * ({p} + 0.5) / {n}) / math.sqrt({n}) * " \
+        "(math.sqrt(2) if {f} else 1.0))"
+    val = f"{b.format(f='u', p='i', n=h)} * {b.format(f='v', p='j', n=w)}"
+    return (f"torch.tensor([[[{val} for j in range({w})] for i in range({h})] "
+            f"for u, v in {uv!r} for _ in range({c // len(uv)})])")
+
+
 class ConstantBuffer(Op):
     """An op whose value is its one buffer, `weight`, computed at compile time (its `params`);
     every backend hands the buffer on as it is: a torch buffer, an ONNX initializer."""
@@ -128,9 +142,8 @@ class Dct2d(ConstantBuffer):
     def params(self, ctx, ins, attrs):
         c, h, w = self._sizes(ctx, attrs)
         mx, my = dct_frequencies(attrs["freqs"], attrs["select"], h, w)
-        # init_args: the frequency indices u_0.. then v_0..; the shape gives C, H and W
-        return {"weight": ParamSpec((c, h, w), "dct2d", buffer=True,
-                                    init_args=tuple(float(u) for u in mx + my))}
+        return {"weight": ParamSpec((c, h, w), "source", buffer=True,
+                                    source=dct_source(mx, my, c, h, w))}
 
     def samples(self):
         return [

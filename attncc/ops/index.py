@@ -75,12 +75,9 @@ def table_shape(name: str, n: int, sizes: list[int | None]) -> tuple[int, ...]:
     return (h * w, h, w)
 
 
-def table_source(init_args: tuple[float, ...], shape: tuple[int, ...]) -> str:
-    """Torch source (an int64 tensor expression) of a table; init_args[0] indexes TABLE_NAMES.
-
-    Used by the torch code generator for a buffer whose init is `index_table`.
-    """
-    name = TABLE_NAMES[int(init_args[0])]
+def table_source(name: str, shape: tuple[int, ...]) -> str:
+    """Torch source (an int64 tensor expression) of the table `name` (one of TABLE_NAMES),
+    the `source` of the buffer: the generated module builds it in `reset_parameters`."""
     if name == "triu":
         (m,) = shape
         c = (math.isqrt(8 * m + 1) - 1) // 2
@@ -151,8 +148,8 @@ class Gather(Op):
 
     def params(self, ctx, ins, attrs):
         shape = self._shape(ctx, ins, attrs)
-        return {"index": ParamSpec(shape, "index_table", buffer=True, dtype="int64",
-                                   init_args=(float(TABLE_NAMES.index(attrs["table"])),))}
+        return {"index": ParamSpec(shape, "source", buffer=True, dtype="int64",
+                                   source=table_source(attrs["table"], shape))}
 
     def resolve(self, ins, out, attrs):
         return {"axis": ins[0].index(attrs["along"])}

@@ -115,6 +115,11 @@ def _centres(e, n: str) -> str:
     return e.op("Sub", [e.op("Div", [twice, e.op("Cast", [n], to=f32)]), e.const_f32(1.0)])
 
 
+def _onnx_mode(e, mode: str) -> str:
+    """GridSample's name for `mode` at the model's opset: opset 20 renamed bilinear to linear."""
+    return "linear" if mode == "bilinear" and e.opset >= 20 else mode
+
+
 def _scalar(e, value: int) -> str:
     return e.op("Squeeze", [e.const_i64((value,)), e.const_i64((0,))])
 
@@ -456,7 +461,7 @@ class GridSample(Op):
             tail = e.op("Shape", [grid], start=-2)
             shape = e.op("Concat", [e.const_i64((0, -1)), tail], axis=0)
             g = e.op("Reshape", [grid, shape])
-        y = e.op("GridSample", [x, g], mode=mode, padding_mode=padding,
+        y = e.op("GridSample", [x, g], mode=_onnx_mode(e, mode), padding_mode=padding,
                  align_corners=int(align_corners))
         if nextra:
             lead = e.op("Shape", [x], start=0, end=2)
@@ -706,7 +711,8 @@ class DeformConv(Op):
         grid = e.op("Concat", [normalise(px, 3), normalise(py, 2)], axis=-1)  # [N,k²,Ho,Wo,2]
         grid = e.op("Reshape", [grid, e.op("Concat", [e.const_i64((0, -1)), wo,
                                                       e.const_i64((2,))], axis=0)])
-        cols = e.op("GridSample", [x, grid], mode="bilinear", padding_mode="zeros",
+        cols = e.op("GridSample", [x, grid], mode=_onnx_mode(e, "bilinear"),
+                    padding_mode="zeros",
                     align_corners=0)  # [N, C, k² Ho, Wo]
         cols = e.op("Reshape", [cols, e.op("Concat", [e.const_i64((0, 0, k2, -1)), wo],
                                            axis=0)])  # [N, C, k², Ho, Wo]
