@@ -49,7 +49,8 @@ def check(spec: str | Path, *, block: str | None = None,
 
 def compile(spec: str | Path, *, block: str | None = None,
             shapes: Mapping[str, Sequence[int]] | None = None, example: Any = None,
-            seed: int | None = None, preset: str | None = None, **hyper: Any) -> Any:
+            seed: int | None = None, preset: str | None = None, opt_level: int = 1,
+            disable: Sequence[str] = (), backend: str = "torch", **hyper: Any) -> Any:
     """Compile a spec (path, bundled name or text) to a torch.nn.Module.
 
     Dims that the block's parameters need (`C` of `x: [N, C, H, W]`) are set by a
@@ -66,6 +67,13 @@ def compile(spec: str | Path, *, block: str | None = None,
         example: example inputs whose shapes set the block's dims (see above).
         seed: seeds torch before the parameters are initialised.
         preset: a `preset` of the spec whose values apply under the explicit hyperparameters.
+        opt_level: 0 runs only the passes every backend needs (no fusion, no rewrites, no
+            in-place writes); 1 (the default) runs the whole pipeline.
+        disable: passes to leave out, e.g. `("attend", "inplace")` (`attncc.passes.PIPELINE`).
+        backend: "torch" (the default): the generated PyTorch forward. "auto": the same
+            module, whose inference calls (eval mode, autograd off, CPU float32) run in
+            PyTorch or in onnxruntime on the exported graph, whichever measured faster at
+            the first call with those input shapes (`module.auto_choices` tells).
         **hyper: hyperparameters, e.g. `C=64, r=8`.
 
     Returns:
@@ -89,12 +97,13 @@ def compile(spec: str | Path, *, block: str | None = None,
             raise HyperparameterError("give `shapes` or `example`, not both")
         shapes = example_input_shapes(src, example, block=block)
         _check_against(src, block, shapes, hyper)
-    ir = compile_ir(src, hyper, _shapes(shapes), block=block, preset=preset)
+    ir = compile_ir(src, hyper, _shapes(shapes), block=block, preset=preset,
+                    opt_level=opt_level, disable=tuple(disable))
     if seed is not None:
         import torch
 
         torch.manual_seed(seed)
-    return build_module(ir, src.text)
+    return build_module(ir, src.text, backend=backend)
 
 
 def load(name: str, *, example: Any = None, **hyper: Any) -> Any:

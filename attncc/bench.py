@@ -456,8 +456,9 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
     """One line per spec and shape: median ms (min–max) of each contender, then the ratios."""
     cols = [(w, b) for w in ("attncc", "ref", "timm") for b in ("eager", "compile", "onnx")
             if any(r.who == w and r.backend == b for row in rows for r in row.results)]
-    head = ["block", "input", *[f"{w} {b}" for w, b in cols], "attncc ÷ best peer",
-            "eager ÷ peer eager", "peak MiB attncc / peer", "traffic bound"]
+    head = ["block", "input", *[f"{w} {b}" for w, b in cols], "attncc wins with",
+            "attncc ÷ best peer", "eager ÷ peer eager", "peak MiB attncc / peer",
+            "traffic bound"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         by = {(r.who, r.backend): r for r in row.results}
@@ -471,7 +472,7 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
                else "—")
         bound = f"{row.bound_ms:.3g} ms" if row.bound_ms is not None else "—"
         cells = [f"`{row.spec}`", shape, *[_fmt_ms(by.get(c)) for c in cols],
-                 f"{row.ratio_best:.2f}" if row.ratio_best is not None else "—",
+                 row.winner or "—", f"{row.ratio_best:.2f}" if row.ratio_best is not None else "—",
                  f"{row.ratio_eager:.2f}" if row.ratio_eager is not None else "—", mem, bound]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")

@@ -68,13 +68,18 @@ def hyper_for(args: argparse.Namespace, src: Any) -> dict[str, Any]:
     return apply_preset(src, args.preset, parse_sets(args.set), args.block)
 
 
+def passes_for(args: argparse.Namespace) -> dict[str, Any]:
+    """compile_ir's pass options from -O and --disable."""
+    return {"opt_level": args.opt_level, "disable": tuple(args.disable)}
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from attncc.compiler import compile_ir, presets, read_source
 
     src = read_source(args.spec)
     hyper = hyper_for(args, src)
     ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block,
-                    preset=args.preset)
+                    preset=args.preset, **passes_for(args))
     print(summary(ir, presets(src, args.block)))
     return EXIT_OK
 
@@ -135,7 +140,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     hyper = hyper_for(args, src)
     shapes = shapes_for(args, src, hyper)
     module = compile_module(src.path if src.path != "<string>" else src.text, shapes=shapes,
-                            seed=args.seed, block=args.block, preset=args.preset, **hyper)
+                            seed=args.seed, block=args.block, preset=args.preset,
+                            **passes_for(args), **hyper)
     ir = module.ir
     missing = [ir.node(n).name for n in ir.inputs if ir.node(n).name not in shapes]
     if missing:
@@ -173,7 +179,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     src = read_source(args.spec)
     hyper = hyper_for(args, src)
     shapes = shapes_for(args, src, hyper)
-    ir = compile_ir(src, hyper, shapes or None, block=args.block, until=args.after)
+    ir = compile_ir(src, hyper, shapes or None, block=args.block, until=args.after,
+                    **passes_for(args))
     if args.format == "text":
         text = ir.dump() + "\n\n" + stage_table(ir, shapes or None) + "\n"
         if args.output:
@@ -201,7 +208,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     src = read_source(args.spec)
     hyper = hyper_for(args, src)
-    ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block)
+    ir = compile_ir(src, hyper, shapes_for(args, src, hyper) or None, block=args.block,
+                    **passes_for(args))
     code = generate(ir)
     write_atomic(code.src.encode(), args.output)
     print(f"wrote {args.output}: class {code.class_name}, {ir.parameter_count():,} parameters")
@@ -352,6 +360,8 @@ _EXAMPLES = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from attncc.passes import PIPELINE
+
     p = argparse.ArgumentParser(
         prog="attncc",
         description="Compile declarative attention blocks (.attn) to PyTorch, ONNX and NumPy.",
@@ -382,6 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--shape", action="append", default=[], metavar="IN=N,C,H,W",
                         help="an example input shape (default: the spec's `example`); fixes the "
                         "sizes parameters need (e.g. C), while batch and spatial dims stay dynamic")
+        sp.add_argument("-O", dest="opt_level", type=int, choices=(0, 1), default=1,
+                        help="-O0: only the passes every backend needs (no fusion, rewrites "
+                        "or in-place writes); -O1 (default): the whole pipeline")
+        sp.add_argument("--disable", action="append", default=[], metavar="PASS",
+                        help="leave a pass out, e.g. --disable attend (repeatable; passes: "
+                        + ", ".join(PIPELINE) + ")")
         return sp
 
     command("check", "parse and check a spec; print its stages, ops, params", cmd_check)

@@ -146,3 +146,30 @@ def test_shape_errors_name_the_argument():
         op.infer(None, [t("N", "L", "D"), t("N", "M", "D"), t("M", "E")],
                  {"over": ("D",), "keys": ("M",), "scale": 1.0})
     assert err.value.arg == "v"
+
+
+@pytest.mark.parametrize(("b", "n", "s", "e", "ev", "budget"), [
+    (3, 7, 5, 4, 6, 1 << 22),  # whole batch entries in one block
+    (5, 11, 6, 3, 2, 4 * 6 * 22),  # two entries (22 rows) per block, a partial last block
+    (2, 13, 9, 5, 4, 4 * 9 * 4),  # 4 query rows at a time, 13 = 3 * 4 + 1
+    (2, 3, 8, 2, 3, 1),  # a budget below one row still takes one row
+])
+def test_blocked_attention_equals_sdpa(b, n, s, e, ev, budget):
+    """The generated module's eager-inference attention (ops/attend.py ATTEND) against
+    F.scaled_dot_product_attention, in each of its blockings."""
+    ir = compile_ir(read_source("vit"), {"D": 24, "heads": 4})
+    attend = build_module(ir, "").forward.__globals__["_attend"]
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(b, n, e, generator=g), torch.randn(b, s, e, generator=g),
+               torch.randn(b, s, ev, generator=g))
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=0.7)
+    with torch.no_grad():
+        got = attend(q, k, v, 0.7, budget)
+        unscaled = attend(q, k, v, 1.0, budget)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        unscaled, torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1.0),
+        rtol=1e-5, atol=1e-6)
+    assert attend(q, k, v, 0.7, budget).requires_grad is False  # grad on: SDPA, same value
+    q.requires_grad_(True)
+    torch.testing.assert_close(attend(q, k, v, 0.7, budget), want, rtol=1e-5, atol=1e-6)

@@ -383,6 +383,32 @@ def test_inputs_are_not_mutated(spec, hyper, backend):
         np.testing.assert_array_equal(v, before[k], err_msg=k)
 
 
+def _flat(result) -> list[torch.Tensor]:
+    ys, att = result
+    return [*(ys if isinstance(ys, tuple) else (ys,)), *att.values()]
+
+
+@pytest.mark.parametrize(("spec", "hyper"), CASES)
+def test_inference_path_equals_the_autograd_path(spec, hyper):
+    """Without autograd the generated forward writes over dead temporaries
+    (attncc/backends/inplace.py). It must give what the autograd path gives, leave the
+    parameters and buffers alone, and hand back tensors that a later call does not touch."""
+    m = _module(spec, hyper).eval()
+    x = h.make_inputs(m.ir, BASE_SHAPE, seed=15)
+    args = [torch.from_numpy(v) for v in x.values()]
+    state = {k: v.clone() for k, v in m.state_dict().items()}
+    with torch.no_grad():
+        first = _flat(m(*args, return_attention=True))
+        kept = [t.clone() for t in first]
+        second = _flat(m(*args, return_attention=True))
+    graded = _flat(m(*args, return_attention=True))
+    for a, b, c, d in zip(first, kept, second, graded, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)  # not overwritten
+        torch.testing.assert_close(c, d.detach(), rtol=1e-6, atol=1e-6, equal_nan=True)
+    for k, v in m.state_dict().items():
+        torch.testing.assert_close(v, state[k], rtol=0, atol=0, msg=k)
+
+
 @pytest.mark.parametrize(("spec", "hyper"), CASES)
 def test_every_tensor_is_registered_and_moves_with_to(spec, hyper):
     """No stray tensor attribute: `.to(float64)` converts every floating parameter and

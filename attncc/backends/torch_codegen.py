@@ -50,13 +50,21 @@ class PythonCode:
 
 
 class TorchEmitter:
-    """What op lowerings may ask of codegen: side-effect statements before their own."""
+    """What op lowerings may ask of codegen: side-effect statements before their own, and
+    module-level helper functions (defined once per generated file, so it stays standalone)."""
 
-    def __init__(self) -> None:
+    def __init__(self, helpers: dict[str, str] | None = None) -> None:
         self.pending: list[str] = []
+        self.helpers = {} if helpers is None else helpers
 
     def stmt(self, code: str) -> None:
         self.pending.append(code)
+
+    def helper(self, name: str, source: str) -> str:
+        """Define `source` (a `def name(...)`) at module level; returns the name to call."""
+        if self.helpers.setdefault(name, source) != source:
+            raise ValueError(f"two different helpers named {name}")
+        return name
 
 
 # torch.nn.Module attributes a parameter path segment must not shadow
@@ -159,14 +167,23 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
     lazy: list[tuple[str, Span | None]] = []  # attention-only: run under `if return_attention`
     deferred = attention_only(ir)
     returned = {v for _, v in ir.outputs} | set(ir.attention.values())
-    for n in ir.topo():
+    order = [n for n in ir.topo() if ir.node(n).op not in ("input", "param")]
+    overwrite = {n: ir.node(n).attrs["_overwrite"] for n in order
+                 if "_overwrite" in ir.node(n).attrs}  # set by passes/inplace.py
+    helpers: dict[str, str] = {}
+    for n in order:
         nd = ir.node(n)
-        if nd.op in ("input", "param"):
-            continue
         low = lowering(ir, n)
-        e = TorchEmitter()
+        e = TorchEmitter(helpers)
         expr = low.op.torch(e, *(env[i] for i in low.tensors),
                             **{k: env[v] for k, v in low.params.items()}, **low.resolved)
+        if n in overwrite:
+            # inference only: the same value written over a dead temporary (passes/inplace.py)
+            operands = [env[i] for i in low.tensors]
+            operands.insert(0, operands.pop(overwrite[n]))  # a commutative op's 2nd goes first
+            fast = low.op.torch_inplace(e, *operands, **low.resolved)
+            if fast is not None:
+                expr = f"{fast} if _inplace else {expr}"
         into = lazy if n in deferred else body
         for s in e.pending:
             into.append((s, nd.span))
@@ -198,6 +215,7 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
         "import torch.nn.functional as F",
         "",
         "",
+        *(line for src in helpers.values() for line in [*src.strip("\n").split("\n"), "", ""]),
         f"class {cls}(torch.nn.Module):",
         f'    """{ir.block} attention block.',
         "",
@@ -220,6 +238,9 @@ def generate(ir: IR, class_name: str | None = None) -> PythonCode:
         f"    def forward({', '.join(['self', *args, 'return_attention: bool = False'])}):",
         *_input_checks(ir, args),
     ]
+    if overwrite:  # temporaries are overwritten only where autograd records nothing (and not
+        # into a jit trace, which may later run with autograd)
+        lines.append("        _inplace = not (torch.is_grad_enabled() or torch.jit.is_tracing())")
     for stmt, span in body:
         first, *more = stmt.split("\n")
         comment = f"  # {display_path(span.path)}:{span.line}" if span else ""

@@ -19,6 +19,10 @@ def module_class(ir: IR) -> tuple[type, PythonCode]:
     filename = f"<attncc:{ir.block}:{digest}>"
     # registered in linecache so tracebacks, inspect.getsource and TorchScript see the source
     linecache.cache[filename] = (len(code.src), None, code.src.splitlines(True), filename)
+    known = sys.modules.get(f"attncc_generated_{ir.block}_{digest}")
+    if known is not None and code.class_name in known.__dict__:
+        # the same source compiled before: one class, so every instance pickles by reference
+        return known.__dict__[code.class_name], code
     mod = types.ModuleType(f"attncc_generated_{ir.block}_{digest}")
     mod.__file__ = filename
     # importable by name: torch.compile (dynamo) re-imports the module of the globals the
@@ -29,15 +33,27 @@ def module_class(ir: IR) -> tuple[type, PythonCode]:
     return cls, code
 
 
-def build_module(ir: IR, spec_text: str | None = None) -> Any:
+def build_module(ir: IR, spec_text: str | None = None, backend: str = "torch") -> Any:
     """Instantiate the compiled module, with `.ir`, `.spec` and `.source` attached.
 
     The live class (fresh per call) also gets a `repr` that summarises the block from its IR;
-    the generated source itself stays plain torch.
+    the generated source itself stays plain torch. `backend="auto"` makes its inference
+    forward pick PyTorch or onnxruntime per input shape (attncc/backends/auto.py).
     """
+    from attncc.backends import auto
+
+    if backend not in auto.BACKENDS:
+        from attncc.diagnostics import AttnccError, did_you_mean
+
+        raise AttnccError(f"unknown backend `{backend}`",
+                          hints=did_you_mean(backend, auto.BACKENDS, "backend"))
     cls, code = module_class(ir)
+    if backend == "auto":
+        cls = auto.make_auto(cls)
     cls.__repr__ = compiled_repr
     m = cls()
+    if backend == "auto":
+        auto.init_auto(m)
     m.ir = ir
     m.spec = spec_text if spec_text is not None else ir.sources.get(ir.path, "")
     m.source = code.src

@@ -23,6 +23,7 @@ class _Unary(Op):
     flops_per_element = 1
     numpy_fn: Any = None
     torch_fmt = ""
+    torch_inplace_fmt = ""  # the in-place form over `{x}`, where torch has one
     onnx_op = ""
     onnx_attrs: ClassVar[dict[str, Any]] = {}
 
@@ -35,6 +36,9 @@ class _Unary(Op):
 
     def torch(self, e, x):
         return self.torch_fmt.format(x=x)
+
+    def torch_inplace(self, e, x):
+        return self.torch_inplace_fmt.format(x=x) or None
 
     def onnx(self, e, x):
         return e.op(self.onnx_op, [x], **self.onnx_attrs)
@@ -71,6 +75,7 @@ class Relu(_Unary):
     name = "relu"
     numpy_fn = staticmethod(lambda x: np.maximum(x, np.float32(0)))
     torch_fmt, onnx_op = "torch.relu({x})", "Relu"
+    torch_inplace_fmt = "torch.relu_({x})"
 
 
 @register
@@ -81,6 +86,7 @@ class Relu6(_Unary):
     flops_per_element = 2
     numpy_fn = staticmethod(lambda x: _clip(x, 0, 6))
     torch_fmt = "F.relu6({x})"
+    torch_inplace_fmt = "F.relu6({x}, inplace=True)"
 
     def onnx(self, e, x):
         return e.op("Clip", [x, e.const_f32(0.0), e.const_f32(6.0)])
@@ -94,6 +100,7 @@ class Sigmoid(_Unary):
     flops_per_element = 4
     numpy_fn = staticmethod(_sigmoid)
     torch_fmt, onnx_op = "torch.sigmoid({x})", "Sigmoid"
+    torch_inplace_fmt = "torch.sigmoid_({x})"
 
 
 @register
@@ -108,6 +115,7 @@ class HardSigmoid(_Unary):
     flops_per_element = 3
     numpy_fn = staticmethod(_hard_sigmoid)
     torch_fmt, onnx_op = "F.hardsigmoid({x})", "HardSigmoid"
+    torch_inplace_fmt = "F.hardsigmoid({x}, inplace=True)"
     onnx_attrs: ClassVar[dict[str, Any]] = {"alpha": 1.0 / 6.0, "beta": 0.5}
 
 
@@ -119,6 +127,7 @@ class HardSwish(_Unary):
     flops_per_element = 4
     numpy_fn = staticmethod(lambda x: x * _hard_sigmoid(x))
     torch_fmt, onnx_op = "F.hardswish({x})", "HardSwish"
+    torch_inplace_fmt = "F.hardswish({x}, inplace=True)"
 
 
 @register
@@ -129,6 +138,7 @@ class Silu(_Unary):
     flops_per_element = 5
     numpy_fn = staticmethod(lambda x: x * _sigmoid(x))
     torch_fmt = "F.silu({x})"
+    torch_inplace_fmt = "F.silu({x}, inplace=True)"
 
     def onnx(self, e, x):
         return e.op("Mul", [x, e.op("Sigmoid", [x])])
@@ -170,6 +180,7 @@ class Tanh(_Unary):
     flops_per_element = 4
     numpy_fn = staticmethod(np.tanh)
     torch_fmt, onnx_op = "torch.tanh({x})", "Tanh"
+    torch_inplace_fmt = "torch.tanh_({x})"
 
 
 @register
@@ -180,6 +191,7 @@ class Exp(_Unary):
     flops_per_element = 4
     numpy_fn = staticmethod(np.exp)
     torch_fmt, onnx_op = "torch.exp({x})", "Exp"
+    torch_inplace_fmt = "torch.exp_({x})"
 
 
 @register
@@ -190,6 +202,7 @@ class Log(_Unary):
     flops_per_element = 4
     numpy_fn = staticmethod(np.log)
     torch_fmt, onnx_op = "torch.log({x})", "Log"
+    torch_inplace_fmt = "torch.log_({x})"
 
 
 @register
@@ -200,6 +213,7 @@ class Sqrt(_Unary):
     flops_per_element = 4
     numpy_fn = staticmethod(np.sqrt)
     torch_fmt, onnx_op = "torch.sqrt({x})", "Sqrt"
+    torch_inplace_fmt = "torch.sqrt_({x})"
 
 
 @register
@@ -209,3 +223,4 @@ class Abs(_Unary):
     name = "abs"
     numpy_fn = staticmethod(np.abs)
     torch_fmt, onnx_op = "torch.abs({x})", "Abs"
+    torch_inplace_fmt = "torch.abs_({x})"

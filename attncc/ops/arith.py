@@ -42,6 +42,9 @@ class _Binary(Op):
     def torch(self, e, a, b):
         return f"{a} {self.symbol} {b}"
 
+    def torch_inplace(self, e, a, b):
+        return f"{a}.{self.name}_({b})"  # Tensor.add_, sub_, mul_, div_
+
     def onnx(self, e, a, b):
         return e.op(self.onnx_op, [a, b])
 
@@ -109,6 +112,9 @@ class _Extremum(_Binary):
         if _is_number(a):
             return f"torch.{self.clamp}({b}, {a})"
         return f"torch.{self.torch_fn}({a}, {b})"
+
+    def torch_inplace(self, e, a, b):
+        return None  # no Tensor.maximum_
 
 
 def _is_number(expr: str) -> bool:

@@ -218,6 +218,13 @@ class Op:
     def torch(self, e: Any, *args: Any, **kw: Any) -> str:
         raise NotImplementedError
 
+    def torch_inplace(self, e: Any, *args: Any, **kw: Any) -> str | None:
+        """The same value written over the first tensor argument (`torch.relu_(x)`,
+        `a.mul_(b)`), or None where the op has no in-place form. The code generator uses it
+        only in inference (no autograd), on a temporary no one reads afterwards
+        (attncc/backends/inplace.py decides where)."""
+        return None
+
     def onnx(self, e: Any, *args: Any, **kw: Any) -> str:
         raise NotImplementedError
 

@@ -152,6 +152,61 @@ class Slice(Op):
         ]
 
 
+@register
+class Pick(Op):
+    """pick(x, along: dim, index) -> x without `along`: the entry `index` of that dim.
+
+    Internal: the algebra pass writes it when it splits a sum over a stacked dim into one
+    term per stacked tensor (SK's `sum(a * stack(u1, u2), over=B)` becomes
+    `pick(a, B, 0) * u1 + pick(a, B, 1) * u2`, with no [N, B, C, H, W] tensor). The dim's size
+    is fixed (a stack's), so the index is checked at compile time. Lowered to torch's
+    `x.select` (a view), NumPy `take` and ONNX Gather with a scalar index, which drops the axis.
+    """
+
+    name = "pick"
+    signature = Signature(
+        tensors=("x",),
+        attrs={"along": DimArg(required=True, doc="the dim to index"),
+               "index": IntArg(required=True, min=0, doc="which entry")},
+    )
+    traits = frozenset({"layout", "pure", "internal"})
+
+    def infer(self, ctx, ins, attrs):
+        (x,) = ins
+        along = attrs["along"]
+        if along not in x.real:
+            raise OpError(f"pick indexes `{along}` but its input has dims {x}", arg="along")
+        size = ctx.require_size(along, "pick")
+        if attrs["index"] >= size:
+            raise OpError(f"pick index {attrs['index']} is past `{along}` (size {size})",
+                          arg="index")
+        return TensorType(tuple(d for d in x.dims if d != along), x.bcast, x.dtype)
+
+    def resolve(self, ins, out, attrs):
+        return {"axis": ins[0].index(attrs["along"]), "index": attrs["index"]}
+
+    def numpy(self, x, *, axis, index):
+        return np.ascontiguousarray(np.take(x, index, axis=axis))
+
+    def torch(self, e, x, *, axis, index):
+        return f"{x}.select({axis}, {index})"
+
+    def onnx(self, e, x, *, axis, index):
+        one = e.op("Gather", [x, e.const_i64((index,))], axis=axis)
+        return e.op("Squeeze", [one, e.const_i64((axis,))])
+
+    def cost(self, in_shapes, out_shape, attrs, param_shapes):
+        return Cost(bytes_moved=8 * math.prod(out_shape))
+
+    def samples(self):
+        return [
+            Sample(inputs=(("N", "B", "C"),), attrs={"along": "B", "index": 1},
+                   sizes={"B": 3}),
+            Sample(inputs=(("N", "C", "H", "B"),), attrs={"along": "B", "index": 0},
+                   sizes={"B": 4}),
+        ]
+
+
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 _NUMPY_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
                 "circular": "wrap"}

@@ -32,11 +32,22 @@ def ir_pass(name: str, requires: tuple[str, ...] = (), cleanup: bool = False):
     return deco
 
 
-from attncc.passes import attend, canonicalize, cse, dce, infer_shapes, validate  # noqa: E402, F401
+from attncc.passes import (  # noqa: E402, F401
+    algebra,
+    attend,
+    canonicalize,
+    cse,
+    dce,
+    infer_shapes,
+    inplace,
+    validate,
+)
 
-# order matters: canonicalize needs shapes; cleanup runs to a fixed point after it (attend is in
-# the cleanup group: off at -O0, and dce drops what it leaves dead)
-PIPELINE = ("validate", "infer-shapes", "cse", "dce", "attend", "canonicalize")
+# order matters: canonicalize needs shapes; cleanup runs to a fixed point after it (attend and
+# algebra are in the cleanup group: off at -O0, and dce drops what they leave dead); inplace
+# comes last, on the graph the code generator will see
+PIPELINE = ("validate", "infer-shapes", "cse", "dce", "attend", "algebra", "canonicalize",
+            "inplace")
 MAX_CLEANUP_ROUNDS = 8
 
 
