@@ -54,6 +54,10 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 .PHONY: bench-env bench
 
 $(BENCH_STAMP): pyproject.toml
+	@# jemalloc is the tuned allocator the peers are timed under as well (--tuned-allocator)
+	@test -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 || test -e /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 || \
+		(apt-get update -qq && apt-get install -y -qq libjemalloc2) >/dev/null 2>&1 || \
+		echo "note: libjemalloc2 not installed; the tuned run uses glibc's tunables"
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		"torch==2.14.1" "torchvision==0.29.1" timm matplotlib
@@ -64,8 +68,8 @@ bench-env: $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	mkdir -p build
-	$(BENCH_VENV)/bin/attncc bench --library --compile --json build/bench.json \
-		--markdown build/bench.md --plot build/bench.png
+	$(BENCH_VENV)/bin/attncc bench --library --compile --tuned-allocator \
+		--json build/bench.json --markdown build/bench.md --plot build/bench.png
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) build dist .pytest_cache .ruff_cache

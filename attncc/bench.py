@@ -63,14 +63,26 @@ _REFS: dict[str, tuple[str, Callable[[Any, Mapping[str, Any]], Any]]] = {
 
 # peers from timm (never a dependency): spec -> builder; weights are loaded by position
 # (attncc's parameters and buffers in order, reshaped), then checked against attncc's output
+def _timm_cbam(t: Any, hp: Mapping[str, Any]) -> Any:
+    cbam = importlib.import_module("timm.layers.cbam")  # not re-exported by timm.layers
+    return cbam.CbamModule(hp["C"], rd_channels=hp["C"] // hp["r"],
+                           spatial_kernel_size=hp["k"], mlp_bias=True)
+
+
 _TIMM: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
     "se": lambda t, hp: t.layers.SEModule(hp["C"], rd_channels=hp["C"] // hp["r"]),
-    "eca": lambda t, hp: t.layers.EcaModule(hp["C"], kernel_size=hp["k"]),
-    "cbam": lambda t, hp: t.layers.CbamModule(hp["C"], rd_channels=hp["C"] // hp["r"],
-                                              spatial_kernel_size=hp["k"]),
+    "eca": lambda t, hp: t.layers.EcaModule(hp["C"], gamma=hp.get("gamma", 2),
+                                            beta=hp.get("b", 1)),
+    "cbam": _timm_cbam,
     "gc": lambda t, hp: t.layers.GlobalContext(hp["C"], fuse_add=True, fuse_scale=False,
                                                rd_channels=hp["C"] // hp["r"],
                                                init_last_zero=True),
+}
+
+# where timm's layout differs from the paper's (and attncc's): timm's CBAM pools
+# [mean, max] into its spatial conv where the paper (and the spec) stacks [max, mean]
+_TIMM_FIX: dict[str, Callable[[str, Any], Any]] = {
+    "cbam": lambda key, v: v.flip(1) if key == "spatial.conv.conv.weight" else v,
 }
 
 
@@ -118,6 +130,59 @@ def allocator_settings() -> dict[str, str]:
     out["allocator"] = ("LD_PRELOAD " + os.environ["LD_PRELOAD"] if "LD_PRELOAD" in os.environ
                         else f"system malloc ({libc}), default settings unless listed")
     return out
+
+
+JEMALLOC = ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/aarch64-linux-gnu/"
+            "libjemalloc.so.2", "/usr/lib/libjemalloc.so.2", "/usr/local/lib/libjemalloc.so.2")
+
+
+def tuned_allocator_env() -> tuple[dict[str, str], str]:
+    """(environment, description) of the tuned-allocator run for the peers.
+
+    Hand-written blocks lose most where each call's big temporaries go back to the kernel and
+    are page-faulted in again; a tuned allocator keeps freed memory. jemalloc (preloaded, its
+    decay off: freed pages are kept) where installed (`make bench-env` installs Debian's
+    libjemalloc2), else glibc with its mmap threshold at the 32 MiB maximum and no trimming
+    (allocations above 32 MiB still come from mmap there).
+    """
+    env = dict(os.environ)
+    lib = next((p for p in JEMALLOC if Path(p).is_file()), None)
+    if lib is not None:
+        env["LD_PRELOAD"] = lib
+        env["MALLOC_CONF"] = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+        return env, f"jemalloc ({lib}), MALLOC_CONF={env['MALLOC_CONF']}"
+    tunables = ("glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold="
+                "68719476736:glibc.malloc.top_pad=67108864")
+    env["GLIBC_TUNABLES"] = tunables
+    return env, f"glibc malloc, GLIBC_TUNABLES={tunables}"
+
+
+def tuned_peers(jobs: Sequence[tuple[str, Mapping[str, Sequence[int]]]],
+                options: Mapping[str, Any]) -> tuple[list[list[Result]], str]:
+    """The peers' results from a child process under the tuned allocator, per job in order
+    (`who` gets a " +malloc" suffix), and the allocator's description."""
+    import subprocess
+    import tempfile
+
+    env, what = tuned_allocator_env()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "tuned.json"
+        job = json.dumps({"jobs": [[spec, {k: list(v) for k, v in shapes.items()}]
+                                   for spec, shapes in jobs],
+                          "options": dict(options), "out": str(out)})
+        subprocess.run([sys.executable, "-c", "from attncc.bench import _child; _child()", job],
+                       env=env, check=True)
+        rows = json.loads(out.read_text())["rows"]
+    return [[Result(**{**r, "who": f"{r['who']} +malloc"}) for r in row["results"]
+             if r["who"] != "attncc"] for row in rows], what
+
+
+def _child() -> None:
+    """The tuned-allocator child of `tuned_peers` (argv[1]: the job as JSON)."""
+    job = json.loads(sys.argv[1])
+    rows, meta = run_jobs([tuple(j) for j in job["jobs"]], progress=False, ours=False,
+                          **job["options"])
+    Path(job["out"]).write_text(to_json(rows, meta))
 
 
 def measure_bandwidth(mib: int = 256, repeats: int = 5) -> float:
@@ -277,6 +342,9 @@ def timm_peer(spec: str, hp: Mapping[str, Any], state: Mapping[str, Any]) -> tup
             if v.numel() != theirs[k].numel():
                 raise ValueError(f"`{k}` has {theirs[k].numel()} values, attncc's {v.numel()}")
             new[k] = v.reshape(theirs[k].shape).to(theirs[k].dtype)
+        fix = _TIMM_FIX.get(spec)
+        if fix is not None:
+            new = {k: fix(k, v) for k, v in new.items()}
         peer.load_state_dict(new)
     except Exception as err:  # the peer is skipped with the reason
         return None, f"timm module unavailable: {type(err).__name__}: {err}"
@@ -327,8 +395,9 @@ def _close(a: Any, b: Any) -> bool:
 def bench_spec(spec: str, shapes: Mapping[str, Sequence[int]], *, hyper: Mapping[str, Any],
                repeats: int, warmup: int, compile_: bool, onnx: bool, bandwidth: float,
                disable: Sequence[str] = (), inner: int | None = None, seed: int = 0,
-               progress: Callable[[str], None] = lambda s: None) -> Row:
-    """Time every contender for one spec at one set of input shapes."""
+               progress: Callable[[str], None] = lambda s: None, ours: bool = True) -> Row:
+    """Time every contender for one spec at one set of input shapes (`ours=False`: the peers
+    only, still checked against attncc's output)."""
     import numpy as np
     import torch
 
@@ -392,8 +461,9 @@ def bench_spec(spec: str, shapes: Mapping[str, Sequence[int]], *, hyper: Mapping
         except Exception as err:  # reported as n/a
             r.note = f"n/a: {type(err).__name__}: {err}"[:240]
 
-    add_torch("attncc", module)
-    add_ort("attncc", lambda: to_onnx(module))
+    if ours:
+        add_torch("attncc", module)
+        add_ort("attncc", lambda: to_onnx(module))
     for who, finder in (("ref", reference_peer), ("timm", timm_peer)):
         peer, why = finder(spec, hp, state)
         if peer is None:
@@ -454,7 +524,8 @@ def _fmt_ms(r: Result | None) -> str:
 
 def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
     """One line per spec and shape: median ms (min–max) of each contender, then the ratios."""
-    cols = [(w, b) for w in ("attncc", "ref", "timm") for b in ("eager", "compile", "onnx")
+    cols = [(w, b) for w in ("attncc", "ref", "timm", "ref +malloc", "timm +malloc")
+            for b in ("eager", "compile", "onnx")
             if any(r.who == w and r.backend == b for row in rows for r in row.results)]
     head = ["block", "input", *[f"{w} {b}" for w, b in cols], "attncc wins with",
             "attncc ÷ best peer", "eager ÷ peer eager", "peak MiB attncc / peer",
@@ -481,7 +552,9 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
                  f"{meta['torch']}, onnxruntime {meta['onnxruntime']}; allocator: "
                  f"{meta['allocator']['allocator']}. Peak memory: torch.profiler allocation "
                  f"events. Traffic bound: cost-model bytes over a measured "
-                 f"{meta['bandwidth_gbs']:.1f} GB/s.")
+                 f"{meta['bandwidth_gbs']:.1f} GB/s."
+                 + (f" `+malloc`: the peers again under a tuned allocator, "
+                    f"{meta['allocator_tuned']}." if meta.get("allocator_tuned") else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -524,17 +597,33 @@ def default_shapes(spec: str, hyper: Mapping[str, Any]) -> dict[str, tuple[int, 
 def run(specs: Sequence[str], shape_sets: Sequence[Mapping[str, Sequence[int]]] = (), *,
         hyper: Mapping[str, Any] | None = None, repeats: int = 15, warmup: int = 3,
         compile_: bool = False, onnx: bool = True, threads: int | None = None,
-        disable: Sequence[str] = (), inner: int | None = None,
-        progress: bool = True) -> tuple[list[Row], dict[str, Any]]:
-    """Benchmark `specs` at `shape_sets` (default: each spec's `example`)."""
-    import torch
+        disable: Sequence[str] = (), inner: int | None = None, progress: bool = True,
+        tuned_allocator: bool = False) -> tuple[list[Row], dict[str, Any]]:
+    """Benchmark `specs` at `shape_sets` (default: each spec's `example`).
 
-    if threads is not None:
-        torch.set_num_threads(threads)
+    `tuned_allocator` also times the peers again in a child process under a tuned memory
+    allocator (`tuned_allocator_env`); those results join each row as `ref +malloc`,
+    `timm +malloc`, and count among the peers the ratios compare against.
+    """
     jobs = []
     for spec in specs:
         sets = list(shape_sets) or [default_shapes(spec, hyper or {})]
         jobs += [(spec, s) for s in sets]
+    return run_jobs(jobs, hyper=hyper, repeats=repeats, warmup=warmup, compile_=compile_,
+                    onnx=onnx, threads=threads, disable=disable, inner=inner,
+                    progress=progress, tuned_allocator=tuned_allocator)
+
+
+def run_jobs(jobs: Sequence[tuple[str, Mapping[str, Sequence[int]]]], *,
+             hyper: Mapping[str, Any] | None = None, repeats: int = 15, warmup: int = 3,
+             compile_: bool = False, onnx: bool = True, threads: int | None = None,
+             disable: Sequence[str] = (), inner: int | None = None, progress: bool = True,
+             tuned_allocator: bool = False, ours: bool = True) -> tuple[list[Row], dict[str, Any]]:
+    """`run` over explicit (spec, input shapes) jobs."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
     bar = Progress(enabled=progress)
     bar.total = len(jobs)
     bar.note("measuring memory bandwidth")
@@ -556,11 +645,22 @@ def run(specs: Sequence[str], shape_sets: Sequence[Mapping[str, Sequence[int]]] 
             rows.append(bench_spec(spec, shapes, hyper=hyper or {}, repeats=repeats,
                                    warmup=warmup, compile_=compile_, onnx=onnx,
                                    bandwidth=bandwidth, disable=disable, inner=inner,
-                                   progress=bar.note))
+                                   progress=bar.note, ours=ours))
         except Exception as err:  # one spec's failure must not end the run
             rows.append(Row(spec=spec, shapes={k: list(v) for k, v in shapes.items()},
                             note=f"failed: {type(err).__name__}: {err}"[:300]))
     bar.done()
+    if tuned_allocator:
+        if progress:
+            sys.stderr.write("timing the peers again under a tuned allocator\n")
+        options = {"hyper": dict(hyper or {}), "repeats": repeats, "warmup": warmup,
+                   "compile_": compile_, "onnx": onnx, "threads": meta["threads"],
+                   "disable": list(disable), "inner": inner}
+        per_job, what = tuned_peers(jobs, options)
+        meta["allocator_tuned"] = what
+        for row, extra in zip(rows, per_job, strict=True):
+            row.results += extra
+            ratios(row)
     return rows, meta
 
 

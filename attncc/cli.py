@@ -313,7 +313,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows, meta = bench.run(specs, sets, hyper=parse_sets(args.set), repeats=args.repeats,
                            warmup=args.warmup, compile_=args.compile, onnx=not args.no_onnx,
                            threads=args.threads, disable=args.disable, inner=args.inner,
-                           progress=not args.quiet)
+                           progress=not args.quiet, tuned_allocator=args.tuned_allocator)
     table = bench.markdown(rows, meta)
     print(table, end="")
     for row in rows:
@@ -464,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--compile", action="store_true", help="also time under torch.compile")
     sp.add_argument("--no-onnx", action="store_true", help="skip onnxruntime")
     sp.add_argument("--threads", type=int, help="torch/onnxruntime threads")
+    sp.add_argument("--tuned-allocator", action="store_true",
+                    help="also time the peers under a tuned allocator (jemalloc where "
+                    "installed, else glibc thresholds raised), in a child process")
     sp.add_argument("--disable", action="append", default=[], metavar="PASS",
                     help="compile attncc's module without this pass (repeatable)")
     sp.add_argument("--json", metavar="FILE", help="write the results as JSON")

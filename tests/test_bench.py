@@ -113,3 +113,13 @@ def test_progress_bar_goes_to_stderr(capsys):
 def test_peak_bytes_sees_a_large_temporary():
     x = torch.randn(64, 256)
     assert bench.peak_bytes(lambda: torch.mm(x, x.T)) >= 64 * 64 * 4
+
+
+def test_tuned_allocator_times_the_peers_again_in_a_child():
+    (row,), meta = bench.run(["se"], [TINY], hyper={"r": 4}, threads=1, onnx=False,
+                             tuned_allocator=True, **FAST)
+    by = _by(row)
+    assert ("ref +malloc", "eager") in by and ("attncc +malloc", "eager") not in by
+    assert by[("ref +malloc", "eager")].median_ms > 0
+    assert "jemalloc" in meta["allocator_tuned"] or "GLIBC_TUNABLES" in meta["allocator_tuned"]
+    assert "+malloc" in bench.markdown([row], meta)
