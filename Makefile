@@ -48,7 +48,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check attncc
 
 # the benchmark environment: its own venv with the peers' packages (timm is never a dependency
-# of attncc or its tests); `make bench` runs the library benchmark in it
+# of attncc or its tests); `make bench` runs the library benchmark in it (BENCH_ARGS adds
+# options: BENCH_ARGS="--threads 1 --compile"; torch.compile adds ~1 min per spec on 2 cores)
 BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 .PHONY: bench-env bench
@@ -68,7 +69,7 @@ bench-env: $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	mkdir -p build
-	$(BENCH_VENV)/bin/attncc bench --library --compile --tuned-allocator \
+	$(BENCH_VENV)/bin/attncc bench --library --tuned-allocator $(BENCH_ARGS) \
 		--json build/bench.json --markdown build/bench.md --plot build/bench.png
 
 clean:

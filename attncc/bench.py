@@ -59,7 +59,105 @@ _REFS: dict[str, tuple[str, Callable[[Any, Mapping[str, Any]], Any]]] = {
     "a2net": ("a2net", lambda m, hp: m.A2NetReference(hp["C"], r=hp["r"])),
     "dnl": ("dnl", lambda m, hp: m.DNLReference(hp["C"], r=hp["r"])),
     "gala": ("gala", lambda m, hp: m.GALAReference(hp["C"], r=hp["r"])),
+    "aia": ("aia", lambda m, hp: m.BilinearAttention(hp["C"], r=hp["r"])),
+    "ann": ("ann", lambda m, hp: m.APNB(hp["C"], hp["C"], hp["key"], hp["value"], 0.05,
+                                        tuple(hp[s] for s in ("s1", "s2", "s3", "s4")))),
+    "attgate": ("attgate", lambda m, hp: m.GridAttentionBlock2DReference(hp["C"], hp["Cg"],
+                                                                         hp["inter"])),
+    "ccnet": ("ccnet", lambda m, hp: m.CCNetReference(hp["C"], r=hp["r"], R=hp["R"])),
+    "condconv": ("condconv", lambda m, hp: m.CondConvReference(hp["C"], hp["out"], hp["k"],
+                                                               hp["experts"])),
+    "coordatt": ("coordatt", lambda m, hp: m.CoordAttReference(hp["C"], r=hp["r"],
+                                                               min_width=hp["min_width"])),
+    "dcn": ("dcn", lambda m, hp: m.DCNReference(hp["C"], hp["out"], hp["k"], hp["dilation"],
+                                                hp["modulated"], hp["bias"])),
+    # the hidden width M is the spec's (the paper's C // r, or the port's one wider)
+    "dynconv": ("dynconv", lambda m, hp: m.DynamicConv2dReference(
+        hp["C"], hp["out"], hp["k"], K=hp["kernels"], temperature=hp["tau"], hidden=hp["M"])),
+    "emanet": ("emanet", lambda m, hp: m.EMAUReference(hp["C"], hp["k"],
+                                                       stage_num=hp["stages"])),
+    "encnet": ("encnet", lambda m, hp: m.EncModuleReference(hp["C"], hp["width"], hp["codes"],
+                                                            official=hp["res"] == 1)),
+    "fcanet": ("fcanet", lambda m, hp: m.FcaNetReference(
+        hp["C"], hp["H"], hp["W"], reduction=hp["r"],
+        freq_sel_method=f"{('top', 'low', 'bot')[hp['freq']]}{hp['n']}")),
+    "gct": ("gct", lambda m, hp: m.GCTReference(hp["C"], eps=hp["eps"])),
+    "general": ("general", lambda m, hp: m.GeneralReference(hp["C"], r=hp["r"], k=hp["k"],
+                                                            L=hp["L"])),
+    "general_video": ("general", lambda m, hp: m.GeneralReference(
+        hp["C"], r=hp["r"], k=hp["k"], L=hp["L"], video=True, rt=hp["rt"], kt=hp["kt"])),
+    "genet": ("genet", lambda m, hp: m.GatherExciteReference(extent=hp["e"])),
+    "glimpse": ("glimpse", lambda m, hp: m.GlimpseReference(
+        hp["C"], hp["gh"], hp["gw"], hp["scales"], hp["extent"], hp["hidden"])),
+    "glore": ("glore", lambda m, hp: m.GloReReference(hp["C"], nodes=hp["nodes"],
+                                                      state=hp["state"])),
+    "gltr": ("gltr", lambda m, hp: m.GLTRReference(hp["C"])),
+    "hamnet": ("hamnet", lambda m, hp: m.HamburgerReference(hp["C"], r=hp["r"],
+                                                            steps=hp["steps"])),
+    "hard": ("hard", lambda m, hp: m.HardAttentionReference(hp["D"], hp["E"], hp["att"])),
+    "highway": ("highway", lambda m, hp: m.HighwayReference(hp["D"], hp["bias_init"])),
+    "lrnet": ("lrnet", lambda m, hp: m.LocalRelationReference(hp["C"], hp["m"], hp["k"],
+                                                              hp["kw"])),
+    "ocr": ("ocr", lambda m, hp: m.OCRReference(hp["C"], key=hp["key"])),
+    "psanet": ("psanet", lambda m, hp: m.PSA(hp["C"], hp["mid"], hp["H"], hp["W"])),
+    "ran": ("ran", lambda m, hp: m.AttentionModule_stage2(hp["C"], hp["C"])),
+    "rga": ("rga", lambda m, hp: m.RGAModule(hp["C"], hp["H"] * hp["W"],
+                                             cha_ratio=hp["cha_ratio"],
+                                             spa_ratio=hp["spa_ratio"],
+                                             down_ratio=hp["down_ratio"])),
+    "rstan": ("rstan", lambda m, hp: m.RSTANReference(hp["C"], hp["E"], hp["att"],
+                                                      hp["gamma"])),
+    # the bundled block SAN is the pairwise variant (sa_type 0)
+    "san": ("san", lambda m, hp: m.SAMReference(0, hp["C"], hp["C"] // hp["rel"],
+                                                hp["C"] // hp["mid"], hp["share"], hp["k"],
+                                                hp["kw"])),
+    "sasa": ("sasa", lambda m, hp: m.SASAReference(hp["C"], hp["heads"], hp["k"], hp["kw"])),
+    "scacnn": ("scacnn", lambda m, hp: m.SCACNNReference(hp["C"], hp["E"], k=hp["k"])),
+    "scnet": ("scnet", lambda m, hp: m.SCConvReference(hp["C"], pool=hp["pool"])),
+    "softatt": ("softatt", lambda m, hp: m.SoftAttentionReference(hp["D"], hp["E"],
+                                                                  hp["att"])),
+    "spnet": ("spnet", lambda m, hp: m.SPNetReference(hp["C"])),
+    "srm": ("srm", lambda m, hp: m.SRMReference(hp["C"], eps=hp["eps"])),
+    "sta": ("sta", lambda m, hp: m.STAReference(hp["K"])),
+    "stalstm": ("stalstm", lambda m, hp: m.STALSTMReference(hp["J"], hp["D"], hp["E"],
+                                                            hp["att"])),
+    "stgcn": ("stgcn", lambda m, hp: m.STGCNReference(hp["C"], hp["P"])),
+    "stn": ("stn", lambda m, hp: m.STNReference(hp["C"], hp["width"], hp["hidden"])),
+    "triplet": ("triplet", lambda m, hp: m.TripletReference(k=hp["k"])),
+    "simam": ("simam", lambda m, hp: m.SimAMReference(lam=hp["lam"])),
 }
+
+def _reshaped(names: Mapping[str, str] | None = None) -> Callable[[Any, dict[str, Any], Any],
+                                                                   dict[str, Any]]:
+    """A converter: attncc's state with each layer prefix renamed by `names` (`layer.leaf` ->
+    `names[layer].leaf`) and each tensor reshaped to the reference's shape of it."""
+    names = dict(names or {})
+
+    def convert(mod: Any, state: dict[str, Any], ref: Any) -> dict[str, Any]:
+        want = ref.state_dict()
+        out = {}
+        for key, value in state.items():
+            layer, _, leaf = key.rpartition(".")
+            name = f"{names[layer]}.{leaf}" if layer in names else key
+            out[name] = value.reshape(want[name].shape) if name in want else value
+        return out
+
+    return convert
+
+
+# where the reference's state_dict is not attncc's (nor its module's one-argument
+# `from_compiled` of it): spec -> (reference module, attncc's state, reference) -> its state
+_REF_STATE: dict[str, Callable[[Any, dict[str, Any], Any], dict[str, Any]]] = {
+    # the code's 1-D convs are 2-D [O, I, 1, 1] and named as in the authors' CoordAtt
+    "coordatt": _reshaped({"f.conv": "conv1", "f.batch_norm": "bn1", "a_h": "conv_h",
+                           "a_w": "conv_w"}),
+    "emanet": _reshaped(),  # the code's bases buffer `mu` is [1, C, K], attncc's [C, K]
+    "gct": _reshaped(),  # the code's alpha, gamma, beta are [1, C, 1, 1], attncc's [C]
+    # the module's converter reads the target shapes off the reference
+    "general": lambda mod, state, ref: mod.from_compiled(state, ref),
+    "general_video": lambda mod, state, ref: mod.from_compiled(state, ref),
+}
+
 
 # peers from timm (never a dependency): spec -> builder; weights are loaded by position
 # (attncc's parameters and buffers in order, reshaped), then checked against attncc's output
@@ -314,7 +412,9 @@ def reference_peer(spec: str, hp: Mapping[str, Any], state: Mapping[str, Any]) -
         mod = importlib.import_module(f"paper_refs.{modname}")
         ref = build(mod, hp)
         convert = getattr(mod, "from_compiled", None)
-        if convert is not None and len(inspect.signature(convert).parameters) == 1:
+        if spec in _REF_STATE:
+            state = _REF_STATE[spec](mod, dict(state), ref)
+        elif convert is not None and len(inspect.signature(convert).parameters) == 1:
             state = convert(dict(state))
         ref.load_state_dict(state, strict=True)
     except Exception as err:  # the peer is skipped with the reason
@@ -527,9 +627,11 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
     cols = [(w, b) for w in ("attncc", "ref", "timm", "ref +malloc", "timm +malloc")
             for b in ("eager", "compile", "onnx")
             if any(r.who == w and r.backend == b for row in rows for r in row.results)]
+    compiled = any(r.backend == "compile" and r.compile_s is not None
+                   for row in rows for r in row.results)
     head = ["block", "input", *[f"{w} {b}" for w, b in cols], "attncc wins with",
             "attncc ÷ best peer", "eager ÷ peer eager", "peak MiB attncc / peer",
-            "traffic bound"]
+            "traffic bound", *(["torch.compile s attncc / peer"] if compiled else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         by = {(r.who, r.backend): r for r in row.results}
@@ -541,10 +643,22 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
                mem_ours.peak_mib is not None and peer_mem else
                f"{mem_ours.peak_mib:.3g} / —" if mem_ours and mem_ours.peak_mib is not None
                else "—")
-        bound = f"{row.bound_ms:.3g} ms" if row.bound_ms is not None else "—"
+        best = min((r.median_ms for r in row.results if r.who == "attncc"
+                    and r.median_ms is not None), default=None)
+        bound = "—" if row.bound_ms is None else f"{row.bound_ms:.3g} ms" + (
+            f" (attncc ×{best / row.bound_ms:.1f})" if best is not None and row.bound_ms > 0
+            else "")
         cells = [f"`{row.spec}`", shape, *[_fmt_ms(by.get(c)) for c in cols],
                  row.winner or "—", f"{row.ratio_best:.2f}" if row.ratio_best is not None else "—",
                  f"{row.ratio_eager:.2f}" if row.ratio_eager is not None else "—", mem, bound]
+        if compiled:
+            ours_c = by.get(("attncc", "compile"))
+            peer_c = [r.compile_s for r in row.results if r.who != "attncc"
+                      and r.backend == "compile" and r.compile_s is not None]
+            cells.append(f"{ours_c.compile_s:.1f} / {min(peer_c):.1f}" if ours_c and
+                         ours_c.compile_s is not None and peer_c else
+                         f"{ours_c.compile_s:.1f} / —" if ours_c and ours_c.compile_s
+                         is not None else "—")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Median ms (min–max) over {meta['repeats']} interleaved repetitions; "
@@ -552,7 +666,8 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
                  f"{meta['torch']}, onnxruntime {meta['onnxruntime']}; allocator: "
                  f"{meta['allocator']['allocator']}. Peak memory: torch.profiler allocation "
                  f"events. Traffic bound: cost-model bytes over a measured "
-                 f"{meta['bandwidth_gbs']:.1f} GB/s."
+                 f"{meta['bandwidth_gbs']:.1f} GB/s, and how many times that attncc's best "
+                 f"backend takes."
                  + (f" `+malloc`: the peers again under a tuned allocator, "
                     f"{meta['allocator_tuned']}." if meta.get("allocator_tuned") else ""))
     return "\n".join(lines) + "\n"

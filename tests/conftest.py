@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
 import pytest
 import torch
+
+# every pass is followed by IR.lint() in the tests (compiles outside them lint once, at the end)
+os.environ.setdefault("ATTNCC_CHECK_PASSES", "1")
 
 SEED = 1234
 

@@ -122,11 +122,11 @@ def test_an_integer_of_thousands_of_digits_is_a_diagnostic():
 ], ids=["negation", "sum", "calls", "power", "dim-map"])
 def test_deep_nesting_is_a_diagnostic_not_a_recursion_error(deep):
     # was RecursionError in the syntax tree builder (an internal error) or the elaborator
-    start = time.process_time()
+    start = time.thread_time()
     d = _diag(f"block B(x: [N, C]) {{\n  y = {deep}\n  return y\n}}", ParseError, C=4)
     assert "nested more than 100 levels" in d.message
     assert d.span.line == 2
-    assert time.process_time() - start < 1.0
+    assert time.thread_time() - start < 1.0
 
 
 def test_nesting_below_the_limit_compiles_and_the_limit_is_settable():

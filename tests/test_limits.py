@@ -33,9 +33,9 @@ def _refused(spec, error=ResourceError, **hyper):
 # ---- sizes: parameters, constants, intermediates ----
 def test_absurd_channel_count_is_refused_without_allocating():
     attncc.check("se", C=64)  # imports and parser tables, outside the measurement
-    start = time.process_time()
+    start = time.thread_time()
     _refused("se", C=10**12 + 1)
-    assert time.process_time() - start < 1.0
+    assert time.thread_time() - start < 1.0
     tracemalloc.start()
     try:
         err = _refused("se", C=10**12)
@@ -145,10 +145,10 @@ def test_repeat_count_limit():
     + "block B30(x: [N, C]) { return relu(x) }\nblock Main(x: [N, C]) { return B0(x) }",
 ], ids=["nested-repeat", "doubling-block-calls"])
 def test_graphs_that_multiply_are_refused_quickly(text):
-    start = time.process_time()
+    start = time.thread_time()
     d = _refused(text, C=4).diagnostics[0]
     assert d.message == "the block grows to more than 4096 graph nodes here"
-    assert time.process_time() - start < 1.5
+    assert time.thread_time() - start < 1.5
 
 
 def test_node_limit_is_settable():

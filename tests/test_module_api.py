@@ -26,7 +26,8 @@ def test_repr_lists_stages_ops_and_parameter_counts():
              ("squeeze", "excite", "gate")}
     # channel MLP 48->12->48 with biases; 7x7 conv over 2 maps without bias, BN weight + bias
     assert f"{48 * 12 + 12 + 12 * 48 + 48:,} params" in stage["squeeze"]
-    assert "dense ×4" in stage["squeeze"] and "stack" in stage["squeeze"]
+    # the compiled graph: the batch pass runs the shared MLP once on both descriptors
+    assert "dense ×2" in stage["squeeze"] and "stack" in stage["squeeze"]
     assert f"{2 * 7 * 7 + 2} params" in stage["excite"]
     assert "conv, batch_norm, sigmoid" in stage["excite"]
     assert "mul ×2" in stage["gate"] and "align" not in text  # plumbing is left out

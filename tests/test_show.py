@@ -37,7 +37,7 @@ def test_dot_groups_stages_and_labels_edges_with_dims():
     dot = to_dot(attncc.check("cbam", C=64))
     assert dot.count("subgraph cluster_") == 5  # squeeze, gate, squeeze, excite, gate
     assert 'label="[N, S, H, W]"' in dot     # the stacked maps into the 7x7 conv
-    assert 'label="[N, C//r]"' in dot
+    assert 'label="[Pair, N, C//r]"' in dot  # the shared MLP on both descriptors at once
     assert dot.count('color="#dc2626"') == 2  # the two attention maps
     assert "align" not in dot                 # plumbing is hidden
 

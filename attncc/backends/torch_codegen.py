@@ -8,6 +8,7 @@ maps generated lines back to IR nodes.
 from __future__ import annotations
 
 import builtins
+import functools
 import keyword
 import math
 import re
@@ -313,12 +314,19 @@ def display_path(path: str) -> str:
     file name) are escaped."""
     from pathlib import Path
 
+    return _display_path(path, str(Path.cwd()))
+
+
+@functools.lru_cache(maxsize=512)  # asked once per generated statement
+def _display_path(path: str, cwd: str) -> str:
+    from pathlib import Path
+
     from attncc.library import library_dir
 
     p = Path(path)
     if not p.is_absolute():
         return _printable(path)
-    for root, shown in ((library_dir(), Path("specs")), (Path.cwd(), Path())):
+    for root, shown in ((library_dir(), Path("specs")), (Path(cwd), Path())):
         try:
             return _printable(str(shown / p.resolve().relative_to(root.resolve())))
         except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -35,6 +36,7 @@ def ir_pass(name: str, requires: tuple[str, ...] = (), cleanup: bool = False):
 from attncc.passes import (  # noqa: E402, F401
     algebra,
     attend,
+    batch,
     canonicalize,
     cse,
     dce,
@@ -43,11 +45,11 @@ from attncc.passes import (  # noqa: E402, F401
     validate,
 )
 
-# order matters: canonicalize needs shapes; cleanup runs to a fixed point after it (attend and
-# algebra are in the cleanup group: off at -O0, and dce drops what they leave dead); inplace
-# comes last, on the graph the code generator will see
-PIPELINE = ("validate", "infer-shapes", "cse", "dce", "attend", "algebra", "canonicalize",
-            "inplace")
+# order matters: canonicalize needs shapes; cleanup runs to a fixed point after it (attend,
+# batch and algebra are in the cleanup group: off at -O0, and dce drops what they leave
+# dead); inplace comes last, on the graph the code generator will see
+PIPELINE = ("validate", "infer-shapes", "cse", "dce", "attend", "batch", "algebra",
+            "canonicalize", "inplace")
 MAX_CLEANUP_ROUNDS = 8
 
 
@@ -84,13 +86,15 @@ def plan(*, disable: Iterable[str] = (), until: str | None = None,
 
 
 def run_pipeline(ir: IR, *, disable: Iterable[str] = (), until: str | None = None,
-                 check_each: bool = True, opt_level: int = 1) -> list[str]:
+                 check_each: bool | None = None, opt_level: int = 1) -> list[str]:
     """Run the pipeline in place; returns the names of passes that changed the IR.
 
     `opt_level=0` runs only the passes every backend needs (validate, infer-shapes,
     canonicalize); `until` stops after the named pass (for `attncc show --after`). A run of
     consecutive cleanup passes repeats, as a group, until none changes the IR (at most
-    MAX_CLEANUP_ROUNDS times). With `check_each`, `ir.lint()` runs after every pass.
+    MAX_CLEANUP_ROUNDS times). With `check_each`, `ir.lint()` runs after every pass; without
+    it, once at the end. Its default, None, reads the environment: ATTNCC_CHECK_PASSES=1 (the
+    test suite sets it) checks after every pass -- a third of a compile's time otherwise.
 
     Example:
         >>> from attncc.elaborate import elaborate
@@ -98,6 +102,8 @@ def run_pipeline(ir: IR, *, disable: Iterable[str] = (), until: str | None = Non
         >>> run_pipeline(ir)
         ['cse']
     """
+    if check_each is None:
+        check_each = os.environ.get("ATTNCC_CHECK_PASSES", "") not in ("", "0")
     order = plan(disable=disable, until=until, opt_level=opt_level)
     changed: list[str] = []
     done: list[str] = []
@@ -113,6 +119,8 @@ def run_pipeline(ir: IR, *, disable: Iterable[str] = (), until: str | None = Non
             if not modified:
                 break
         i += len(group)
+    if not check_each:
+        ir.lint()
     return changed
 
 

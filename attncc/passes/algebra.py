@@ -26,7 +26,7 @@ from attncc.passes.infer_shapes import _IRContext
 _LINEAR = ("sum", "mean")  # reductions that distribute over + and -
 
 
-def _make(ir: IR, op: str, attrs: dict[str, Any], inputs: list[int], like: Node,
+def make_node(ir: IR, op: str, attrs: dict[str, Any], inputs: list[int], like: Node,
           name: str) -> int:
     """A new node of `op` over `inputs`, typed by the op's own rule, placed where `like` is."""
     types = [ir.node(i).out for i in inputs]
@@ -34,7 +34,7 @@ def _make(ir: IR, op: str, attrs: dict[str, Any], inputs: list[int], like: Node,
     return ir.add(Node(op, attrs, out, name, stage=like.stage, span=like.span), inputs)
 
 
-def _single_use(ir: IR, n: int) -> bool:
+def single_use(ir: IR, n: int) -> bool:
     returned = {v for _, v in ir.outputs} | set(ir.attention.values())
     return n not in returned and len(ir.users(n)) == 1
 
@@ -43,7 +43,7 @@ def _add_all(ir: IR, terms: list[int], like: Node) -> int:
     acc = terms[0]
     for i, t in enumerate(terms[1:], 1):
         name = like.name if i == len(terms) - 1 else f"{like.name}.sum{i}"
-        acc = _make(ir, "add", {}, [acc, t], like, name)
+        acc = make_node(ir, "add", {}, [acc, t], like, name)
     return acc
 
 
@@ -65,7 +65,7 @@ def _weighted_sum_of_stack(ir: IR, n: int) -> int | None:
     nd = ir.node(n)
     (prod,) = ir.inputs_of(n)
     pn = ir.node(prod)
-    if pn.op != "mul" or not _single_use(ir, prod):
+    if pn.op != "mul" or not single_use(ir, prod):
         return None
     a, b = ir.inputs_of(prod)
     for p, src in ((a, b), (b, a)):
@@ -81,8 +81,8 @@ def _weighted_sum_of_stack(ir: IR, n: int) -> int | None:
         # p's dims lie within the stack's (mul broadcast it), so each term has x's dims
         terms = []
         for i, x in enumerate(xs):
-            w = _make(ir, "pick", {"along": dim, "index": i}, [p], nd, f"{nd.name}.w{i}")
-            terms.append(_make(ir, "mul", {}, [x, w], nd, f"{nd.name}.term{i}"))
+            w = make_node(ir, "pick", {"along": dim, "index": i}, [p], nd, f"{nd.name}.w{i}")
+            terms.append(make_node(ir, "mul", {}, [x, w], nd, f"{nd.name}.term{i}"))
         return _add_all(ir, terms, nd)
     return None
 
@@ -92,15 +92,15 @@ def _reduction_of_sum(ir: IR, n: int) -> int | None:
     nd = ir.node(n)
     (src,) = ir.inputs_of(n)
     sn = ir.node(src)
-    if sn.op not in ("add", "sub") or not _single_use(ir, src):
+    if sn.op not in ("add", "sub") or not single_use(ir, src):
         return None
     a, b = ir.inputs_of(src)
     if ir.node(a).out != sn.out or ir.node(b).out != sn.out or sn.out.bcast:
         return None
     attrs = {"over": tuple(nd.attrs["over"])}
-    ra = _make(ir, nd.op, attrs, [a], nd, f"{nd.name}.l")
-    rb = _make(ir, nd.op, attrs, [b], nd, f"{nd.name}.r")
-    return _make(ir, sn.op, {}, [ra, rb], nd, nd.name)
+    ra = make_node(ir, nd.op, attrs, [a], nd, f"{nd.name}.l")
+    rb = make_node(ir, nd.op, attrs, [b], nd, f"{nd.name}.r")
+    return make_node(ir, sn.op, {}, [ra, rb], nd, nd.name)
 
 
 _RULES = (_sum_of_stack, _weighted_sum_of_stack, _reduction_of_sum)

@@ -13,7 +13,7 @@ written over when
   * nothing that aliases that storage is an input, a parameter, an output or an attention
     map, or is read after this op (attention-only nodes run last, so they count as later),
   * it has the op's result type exactly (same dims, order, no broadcast, same dtype),
-  * the other operand does not alias it.
+  * the other operand does not alias it (unless it is the very same tensor: `d * d`).
 Never the caller's input, never a parameter, never a tensor handed back.
 
 The pass records its choice as the node attribute `_overwrite` (the operand slot written
@@ -96,7 +96,9 @@ def _target(ir: IR, n: int, tensors: list[int], bases, writable, readers_done,
         (storage,) = bases[t] if len(bases[t]) == 1 else (None,)
         if storage is None or storage not in writable or ir.node(t).out != nd.out:
             continue
-        others = [o for i, o in enumerate(tensors) if i != slot]
+        # the other operand may be the very same tensor (`d * d`: exact aliasing is fine for
+        # an element-wise kernel), never another view of it
+        others = [o for i, o in enumerate(tensors) if i != slot and o != t]
         if any(storage in bases[o] for o in others):
             continue
         if readers_done(storage, at, n):

@@ -89,3 +89,13 @@ def test_disabled_and_o0_write_nothing_in_place(spec_ir):
         ir = spec_ir(text)
         run_pipeline(ir, **kwargs)
         assert not marked(ir)
+
+
+def test_a_square_writes_over_its_operand(spec_ir):
+    ir = spec_ir("""block B(x: [N, C, H, W]) {
+  d = x - mean(x, over=H W)
+  return x * sigmoid(d * d)
+}""", until="inplace")
+    mul = [n for n in ir.graph.nodes if ir.node(n).op == "mul"
+           and len(set(ir.inputs_of(n))) == 1]
+    assert len(mul) == 1 and ir.node(mul[0]).attrs.get("_overwrite") == 0
