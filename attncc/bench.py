@@ -213,6 +213,8 @@ class Row:
     bound_ms: float | None = None
     ratio_best: float | None = None  # attncc's best / the best peer configuration
     ratio_eager: float | None = None  # attncc eager / the best peer eager
+    ratio_best_tuned: float | None = None  # the same two under the tuned allocator
+    ratio_eager_tuned: float | None = None
     winner: str = ""  # attncc's fastest backend
     note: str = ""
 
@@ -255,10 +257,10 @@ def tuned_allocator_env() -> tuple[dict[str, str], str]:
     return env, f"glibc malloc, GLIBC_TUNABLES={tunables}"
 
 
-def tuned_peers(jobs: Sequence[tuple[str, Mapping[str, Sequence[int]]]],
-                options: Mapping[str, Any]) -> tuple[list[list[Result]], str]:
-    """The peers' results from a child process under the tuned allocator, per job in order
-    (`who` gets a " +malloc" suffix), and the allocator's description."""
+def tuned_run(jobs: Sequence[tuple[str, Mapping[str, Sequence[int]]]],
+              options: Mapping[str, Any]) -> tuple[list[list[Result]], str]:
+    """Every contender's results from a child process under the tuned allocator, per job in
+    order (`who` gets a " +malloc" suffix), and the allocator's description."""
     import subprocess
     import tempfile
 
@@ -271,15 +273,14 @@ def tuned_peers(jobs: Sequence[tuple[str, Mapping[str, Sequence[int]]]],
         subprocess.run([sys.executable, "-c", "from attncc.bench import _child; _child()", job],
                        env=env, check=True)
         rows = json.loads(out.read_text())["rows"]
-    return [[Result(**{**r, "who": f"{r['who']} +malloc"}) for r in row["results"]
-             if r["who"] != "attncc"] for row in rows], what
+    return [[Result(**{**r, "who": r["who"] + TUNED}) for r in row["results"]]
+            for row in rows], what
 
 
 def _child() -> None:
-    """The tuned-allocator child of `tuned_peers` (argv[1]: the job as JSON)."""
+    """The tuned-allocator child of `tuned_run` (argv[1]: the job as JSON)."""
     job = json.loads(sys.argv[1])
-    rows, meta = run_jobs([tuple(j) for j in job["jobs"]], progress=False, ours=False,
-                          **job["options"])
+    rows, meta = run_jobs([tuple(j) for j in job["jobs"]], progress=False, **job["options"])
     Path(job["out"]).write_text(to_json(rows, meta))
 
 
@@ -597,20 +598,28 @@ def bench_spec(spec: str, shapes: Mapping[str, Sequence[int]], *, hyper: Mapping
     return row
 
 
+TUNED = " +malloc"  # the suffix of contenders timed under the tuned allocator
+
+
 def ratios(row: Row) -> None:
-    """attncc's best / best peer, attncc eager / best peer eager, and attncc's winner."""
+    """attncc's best / best peer, attncc eager / best peer eager, and attncc's winner, among
+    the contenders of one process (the default allocator); the same under the tuned one."""
     timed = [r for r in row.results if r.median_ms is not None]
-    ours = [r for r in timed if r.who == "attncc"]
-    peers = [r for r in timed if r.who != "attncc"]
-    if ours:
+    for suffix in ("", TUNED):
+        group = [r for r in timed if r.who.endswith(TUNED) == bool(suffix)]
+        ours = [r for r in group if r.who == "attncc" + suffix]
+        peers = [r for r in group if r.who != "attncc" + suffix]
+        if not ours:
+            continue
         best = min(ours, key=lambda r: r.median_ms)
-        row.winner = best.backend
-        if peers:
-            row.ratio_best = best.median_ms / min(r.median_ms for r in peers)
         eager = [r for r in ours if r.backend == "eager"]
         peer_eager = [r.median_ms for r in peers if r.backend == "eager"]
-        if eager and peer_eager:
-            row.ratio_eager = eager[0].median_ms / min(peer_eager)
+        ratio_best = best.median_ms / min(r.median_ms for r in peers) if peers else None
+        ratio_eager = eager[0].median_ms / min(peer_eager) if eager and peer_eager else None
+        if suffix:
+            row.ratio_best_tuned, row.ratio_eager_tuned = ratio_best, ratio_eager
+        else:
+            row.winner, row.ratio_best, row.ratio_eager = best.backend, ratio_best, ratio_eager
 
 
 # ---- reports ----
@@ -622,22 +631,30 @@ def _fmt_ms(r: Result | None) -> str:
     return f"{r.median_ms:.3g} ({r.min_ms:.3g}–{r.max_ms:.3g})"
 
 
+def _ratio(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
 def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
     """One line per spec and shape: median ms (min–max) of each contender, then the ratios."""
-    cols = [(w, b) for w in ("attncc", "ref", "timm", "ref +malloc", "timm +malloc")
+    cols = [(w + t, b) for t in ("", TUNED) for w in ("attncc", "ref", "timm")
             for b in ("eager", "compile", "onnx")
             if any(r.who == w and r.backend == b for row in rows for r in row.results)]
     compiled = any(r.backend == "compile" and r.compile_s is not None
                    for row in rows for r in row.results)
+    tuned = any(row.ratio_best_tuned is not None for row in rows)
     head = ["block", "input", *[f"{w} {b}" for w, b in cols], "attncc wins with",
-            "attncc ÷ best peer", "eager ÷ peer eager", "peak MiB attncc / peer",
+            "attncc ÷ best peer", "eager ÷ peer eager",
+            *(["+malloc: attncc ÷ best peer", "+malloc: eager ÷ peer eager"] if tuned else []),
+            "peak MiB attncc / peer",
             "traffic bound", *(["torch.compile s attncc / peer"] if compiled else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         by = {(r.who, r.backend): r for r in row.results}
         shape = " ".join("×".join(map(str, v)) for v in row.shapes.values())
         mem_ours = by.get(("attncc", "eager"))
-        peer_mem = [r.peak_mib for r in row.results if r.who != "attncc" and r.backend == "eager"
+        peer_mem = [r.peak_mib for r in row.results if r.who in ("ref", "timm")
+                    and r.backend == "eager"
                     and r.peak_mib is not None]
         mem = (f"{mem_ours.peak_mib:.3g} / {min(peer_mem):.3g}" if mem_ours and
                mem_ours.peak_mib is not None and peer_mem else
@@ -650,10 +667,12 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
             else "")
         cells = [f"`{row.spec}`", shape, *[_fmt_ms(by.get(c)) for c in cols],
                  row.winner or "—", f"{row.ratio_best:.2f}" if row.ratio_best is not None else "—",
-                 f"{row.ratio_eager:.2f}" if row.ratio_eager is not None else "—", mem, bound]
+                 f"{row.ratio_eager:.2f}" if row.ratio_eager is not None else "—",
+                 *([_ratio(row.ratio_best_tuned), _ratio(row.ratio_eager_tuned)]
+                   if tuned else []), mem, bound]
         if compiled:
             ours_c = by.get(("attncc", "compile"))
-            peer_c = [r.compile_s for r in row.results if r.who != "attncc"
+            peer_c = [r.compile_s for r in row.results if r.who in ("ref", "timm")
                       and r.backend == "compile" and r.compile_s is not None]
             cells.append(f"{ours_c.compile_s:.1f} / {min(peer_c):.1f}" if ours_c and
                          ours_c.compile_s is not None and peer_c else
@@ -668,8 +687,9 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
                  f"events. Traffic bound: cost-model bytes over a measured "
                  f"{meta['bandwidth_gbs']:.1f} GB/s, and how many times that attncc's best "
                  f"backend takes."
-                 + (f" `+malloc`: the peers again under a tuned allocator, "
-                    f"{meta['allocator_tuned']}." if meta.get("allocator_tuned") else ""))
+                 + (f" `+malloc`: every contender again, in another process, under a tuned "
+                    f"allocator: {meta['allocator_tuned']}; ratios compare contenders under "
+                    f"the same allocator." if meta.get("allocator_tuned") else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -716,9 +736,9 @@ def run(specs: Sequence[str], shape_sets: Sequence[Mapping[str, Sequence[int]]] 
         tuned_allocator: bool = False) -> tuple[list[Row], dict[str, Any]]:
     """Benchmark `specs` at `shape_sets` (default: each spec's `example`).
 
-    `tuned_allocator` also times the peers again in a child process under a tuned memory
-    allocator (`tuned_allocator_env`); those results join each row as `ref +malloc`,
-    `timm +malloc`, and count among the peers the ratios compare against.
+    `tuned_allocator` times every contender again in a child process under a tuned memory
+    allocator (`tuned_allocator_env`); those results join each row as `attncc +malloc`,
+    `ref +malloc`, ..., with their own ratios (`ratio_best_tuned`, `ratio_eager_tuned`).
     """
     jobs = []
     for spec in specs:
@@ -771,7 +791,7 @@ def run_jobs(jobs: Sequence[tuple[str, Mapping[str, Sequence[int]]]], *,
         options = {"hyper": dict(hyper or {}), "repeats": repeats, "warmup": warmup,
                    "compile_": compile_, "onnx": onnx, "threads": meta["threads"],
                    "disable": list(disable), "inner": inner}
-        per_job, what = tuned_peers(jobs, options)
+        per_job, what = tuned_run(jobs, options)
         meta["allocator_tuned"] = what
         for row, extra in zip(rows, per_job, strict=True):
             row.results += extra

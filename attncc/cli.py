@@ -297,6 +297,16 @@ def cmd_count(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.compile and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:
+        # torch.compile's first call is timed: an empty kernel cache, not one an earlier run
+        # filled on disk (set before torch is imported; the child process inherits it)
+        import atexit
+        import shutil
+        import tempfile
+
+        cache = tempfile.mkdtemp(prefix="attncc-bench-")
+        atexit.register(shutil.rmtree, cache, ignore_errors=True)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     from attncc import bench
     from attncc.backends.onnx_export import write_atomic
     from attncc.library import spec_paths
