@@ -693,6 +693,33 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
+    """The README's compact table: per spec and shape, attncc's best contender against the
+    best peer's (median ms), the ratios under both allocators, peak memory and the bound."""
+    lines = ["| block | input | attncc best | best peer | attncc ÷ best peer | same, tuned "
+             "malloc | eager ÷ peer eager | peak MiB attncc / peer | traffic bound |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        timed = [r for r in row.results if r.median_ms is not None and not r.who.endswith(TUNED)]
+        ours = [r for r in timed if r.who == "attncc"]
+        peers = [r for r in timed if r.who != "attncc"]
+        best = min(ours, key=lambda r: r.median_ms, default=None)
+        peer = min(peers, key=lambda r: r.median_ms, default=None)
+        eager = next((r for r in ours if r.backend == "eager"), None)
+        peer_mem = [r.peak_mib for r in peers if r.backend == "eager" and r.peak_mib is not None]
+        cells = [
+            f"`{row.spec}`", " ".join("×".join(map(str, v)) for v in row.shapes.values()),
+            f"{best.median_ms:.3g} ms {best.backend}" if best else "—",
+            f"{peer.median_ms:.3g} ms {peer.label}" if peer else "—",
+            _ratio(row.ratio_best), _ratio(row.ratio_best_tuned), _ratio(row.ratio_eager),
+            (f"{eager.peak_mib:.3g} / {min(peer_mem):.3g}" if eager and eager.peak_mib is not
+             None and peer_mem else "—"),
+            f"{row.bound_ms:.3g} ms" if row.bound_ms is not None else "—",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(rows: Sequence[Row], path: str | Path) -> str:
     """A bar chart of median ms per contender and block; returns a note when skipped."""
     try:

@@ -335,6 +335,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.markdown:
         write_atomic(table.encode(), args.markdown)
         print(f"wrote {args.markdown}")
+    if args.summary:
+        write_atomic(bench.summary(rows, meta).encode(), args.summary)
+        print(f"wrote {args.summary}")
     if args.plot:
         skipped = bench.plot(rows, args.plot)
         print(f"note: {skipped}" if skipped else f"wrote {args.plot}")
@@ -481,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compile attncc's module without this pass (repeatable)")
     sp.add_argument("--json", metavar="FILE", help="write the results as JSON")
     sp.add_argument("--markdown", metavar="FILE", help="write the Markdown table")
+    sp.add_argument("--summary", metavar="FILE",
+                    help="write a compact Markdown table: attncc's best against the best peer")
     sp.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -125,3 +125,11 @@ def test_tuned_allocator_times_the_peers_again_in_a_child():
     assert row.ratio_best_tuned is not None and row.ratio_eager_tuned is not None
     assert "jemalloc" in meta["allocator_tuned"] or "GLIBC_TUNABLES" in meta["allocator_tuned"]
     assert "+malloc" in bench.markdown([row], meta)
+
+
+def test_summary_puts_attnccs_best_beside_the_best_peer():
+    (row,), meta = bench.run(["se"], [TINY], hyper={"r": 4}, threads=1, **FAST)
+    text = bench.summary([row], meta)
+    head, _, line = text.splitlines()
+    assert line.startswith("| `se` | 2×16×5×7 |") and "ms" in line
+    assert len(line.split("|")) == len(head.split("|"))
