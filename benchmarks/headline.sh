@@ -1,18 +1,23 @@
 #!/bin/sh
 # The README's performance tables: the shapes, every contender (attncc eager /
-# torch.compile / onnxruntime; the reference modules and timm's the same three ways, and again
-# under a tuned allocator), 2 threads. Run from the repository root after `make bench-env`;
-# about an hour on 2 cores. Writes docs/bench/{gates,attention}.{json,md,png}.
+# torch.compile / onnxruntime; the reference modules and timm's the same three ways; all of
+# them again in another process under a tuned allocator), 2 threads. Run from the repository
+# root after `make bench-env`; about an hour on 2 cores. Writes
+# docs/bench/{gates,attention,vit}.{json,md,png} and a compact *-summary.md of each.
 set -e
 BIN=${BENCH_BIN:-.venv-bench/bin}
 export OMP_NUM_THREADS=2
 mkdir -p docs/bench
-"$BIN/attncc" bench se eca cbam gc sk bam scse simam \
-    --shape x=8,256,56,56 --shape x=32,512,14,14 --threads 2 --repeats 7 \
-    --compile --tuned-allocator \
-    --json docs/bench/gates.json --markdown docs/bench/gates.md --plot docs/bench/gates.png
-"$BIN/attncc" bench nonlocal danet eanet ccnet a2net dnl \
-    --shape x=8,256,56,56 --shape x=32,512,14,14 --threads 2 --repeats 5 \
-    --compile --tuned-allocator \
-    --json docs/bench/attention.json --markdown docs/bench/attention.md \
-    --plot docs/bench/attention.png
+run() {
+    name=$1
+    shift
+    "$BIN/attncc" bench "$@" --threads 2 --compile --tuned-allocator \
+        --json "docs/bench/$name.json" --markdown "docs/bench/$name.md" \
+        --summary "docs/bench/$name-summary.md" --plot "docs/bench/$name.png"
+}
+run gates se eca cbam gc sk bam scse simam \
+    --shape x=8,256,56,56 --shape x=32,512,14,14 --repeats 15
+run attention nonlocal danet eanet ccnet a2net dnl \
+    --shape x=8,256,56,56 --shape x=32,512,14,14 --repeats 5
+# ViT's multi-head attention over a 56x56 map's tokens
+run vit vit --shape x=2,3136,256 --set D=256 --set heads=4 --repeats 5
