@@ -27,11 +27,15 @@ _LINEAR = ("sum", "mean")  # reductions that distribute over + and -
 
 
 def make_node(ir: IR, op: str, attrs: dict[str, Any], inputs: list[int], like: Node,
-          name: str) -> int:
-    """A new node of `op` over `inputs`, typed by the op's own rule, placed where `like` is."""
-    types = [ir.node(i).out for i in inputs]
-    out = get_op(op).infer(_IRContext(ir), types, attrs)
-    return ir.add(Node(op, attrs, out, name, stage=like.stage, span=like.span), inputs)
+              name: str, pnames: tuple[str, ...] = ()) -> int:
+    """A new node of `op` over `inputs` (tensors, then the parameter nodes `pnames` name),
+    typed by the op's own rule from its tensors, placed where `like` is. `attrs` may hold
+    the IR's bookkeeping keys (`_layer`); the rule sees the op's own."""
+    types = [ir.node(i).out for i in inputs[: len(inputs) - len(pnames)]]
+    out = get_op(op).infer(_IRContext(ir), types,
+                           {k: v for k, v in attrs.items() if not k.startswith("_")})
+    return ir.add(Node(op, attrs, out, name, stage=like.stage, span=like.span, pnames=pnames),
+                  inputs)
 
 
 def single_use(ir: IR, n: int) -> bool:

@@ -22,7 +22,7 @@ import itertools
 
 import networkx as nx
 
-from attncc.ir import IR, Node
+from attncc.ir import IR
 from attncc.ops import get_op
 from attncc.passes import ir_pass
 from attncc.passes.algebra import make_node, single_use
@@ -99,12 +99,9 @@ def _rewrite(ir: IR, ca: list[int], cb: list[int]) -> None:
                      f"{first.name}.inputs")
     for n in ca:
         nd = ir.node(n)
-        params = ir.inputs_of(n)[1:]
-        out = get_op(nd.op).infer(_ctx(ir), [ir.node(prev).out],
-                                  {a: v for a, v in nd.attrs.items() if not a.startswith("_")})
         # the batched layer keeps the layer's name (ONNX node names, generated variables)
-        prev = ir.add(Node(nd.op, dict(nd.attrs), out, nd.name, stage=nd.stage,
-                           span=nd.span, pnames=nd.pnames), [prev, *params])
+        prev = make_node(ir, nd.op, dict(nd.attrs), [prev, *ir.inputs_of(n)[1:]], nd, nd.name,
+                         nd.pnames)
     for i, old in enumerate((ca[-1], cb[-1])):
         nd = ir.node(old)
         picked = make_node(ir, "pick", {"along": dim, "index": i}, [prev], nd,
@@ -112,8 +109,3 @@ def _rewrite(ir: IR, ca: list[int], cb: list[int]) -> None:
         ir.replace_uses(old, picked)
     ir.graph.remove_nodes_from([*ca, *cb])
 
-
-def _ctx(ir: IR):
-    from attncc.passes.infer_shapes import _IRContext
-
-    return _IRContext(ir)
