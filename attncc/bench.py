@@ -373,8 +373,35 @@ def ort_session(model: Any) -> Any:
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
-def export_peer(module: Any, inputs: Sequence[Any], names: Sequence[str]) -> bytes:
-    """torch.onnx.export of a peer module (TorchScript exporter first, then dynamo)."""
+EXPORT_SECONDS = 60  # a peer whose Python loops unroll into a huge graph is reported n/a
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise TimeoutError in this (main) thread after `seconds`; a no-op elsewhere."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"gave up after {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def export_peer(module: Any, inputs: Sequence[Any], names: Sequence[str],
+                seconds: float = EXPORT_SECONDS) -> bytes:
+    """torch.onnx.export of a peer module (TorchScript exporter first, then dynamo), each
+    given `seconds` (PSANet's reference builds its mask in a Python loop over positions)."""
     import torch
 
     errors = []
@@ -382,7 +409,8 @@ def export_peer(module: Any, inputs: Sequence[Any], names: Sequence[str]) -> byt
         buf = io.BytesIO()
         try:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(
-                    io.StringIO()), torch.no_grad(), warnings.catch_warnings():
+                    io.StringIO()), torch.no_grad(), warnings.catch_warnings(), \
+                    _time_limit(seconds):
                 warnings.simplefilter("ignore")
                 torch.onnx.export(module, tuple(inputs), buf, input_names=list(names),
                                   opset_version=18, dynamo=dynamo)

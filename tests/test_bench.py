@@ -133,3 +133,15 @@ def test_summary_puts_attnccs_best_beside_the_best_peer():
     head, _, line = text.splitlines()
     assert line.startswith("| `se` | 2×16×5×7 |") and "ms" in line
     assert len(line.split("|")) == len(head.split("|"))
+
+
+def test_a_peer_export_that_runs_too_long_gives_up():
+    import time as _time
+
+    class Slow(torch.nn.Module):
+        def forward(self, x):
+            _time.sleep(0.3)  # a Python loop that tracing would unroll, standing in
+            return x * 2
+
+    with pytest.raises(RuntimeError, match="TimeoutError"):
+        bench.export_peer(Slow(), [torch.ones(2, 3)], ["x"], seconds=0.1)
