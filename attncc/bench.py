@@ -270,8 +270,13 @@ def tuned_run(jobs: Sequence[tuple[str, Mapping[str, Sequence[int]]]],
         job = json.dumps({"jobs": [[spec, {k: list(v) for k, v in shapes.items()}]
                                    for spec, shapes in jobs],
                           "options": dict(options), "out": str(out)})
-        subprocess.run([sys.executable, "-c", "from attncc.bench import _child; _child()", job],
-                       env=env, check=True)
+        # the exporters print graphs from C++ straight to the file descriptors: keep them out
+        # of the report, and show the end of them only if the child fails
+        done = subprocess.run([sys.executable, "-c", "from attncc.bench import _child; _child()",
+                               job], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, errors="replace", check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"the tuned-allocator run failed:\n{done.stderr[-2000:]}")
         rows = json.loads(out.read_text())["rows"]
     return [[Result(**{**r, "who": r["who"] + TUNED}) for r in row["results"]]
             for row in rows], what
