@@ -754,7 +754,9 @@ def summary(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
 
 
 def plot(rows: Sequence[Row], path: str | Path) -> str:
-    """A bar chart of median ms per contender and block; returns a note when skipped."""
+    """Horizontal bars, one group per spec and shape: attncc's best ÷ the best peer and
+    attncc eager ÷ the best peer eager (log scale; the issue's targets 0.8 and 1.1 drawn);
+    returns a note when skipped."""
     try:
         import matplotlib
 
@@ -762,22 +764,28 @@ def plot(rows: Sequence[Row], path: str | Path) -> str:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib not importable: no plot written"
-    labels = sorted({r.label for row in rows for r in row.results})
-    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(rows)), 4))
-    width = 0.8 / max(1, len(labels))
-    for i, label in enumerate(labels):
-        ys = [next((r.median_ms or 0 for r in row.results if r.label == label), 0)
-              for row in rows]
-        ax.bar([j + i * width for j in range(len(rows))], ys, width, label=label)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))])
-    ax.set_xticklabels([f"{row.spec}\n" + " ".join("×".join(map(str, v))
-                                                   for v in row.shapes.values())
-                        for row in rows], fontsize=7)
-    ax.set_ylabel("median ms")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7)
+    shown = [row for row in rows if row.ratio_best is not None]
+    if not shown:
+        return "no row has a peer: no plot written"
+    labels = [f"{row.spec} " + " ".join("×".join(map(str, v)) for v in row.shapes.values())
+              for row in shown]
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.32 * len(shown)))
+    ys = range(len(shown))
+    ax.barh([y - 0.2 for y in ys], [row.ratio_best for row in shown], 0.4,
+            label="attncc best ÷ best peer")
+    ax.barh([y + 0.2 for y in ys], [row.ratio_eager or 0 for row in shown], 0.4,
+            label="attncc eager ÷ best peer eager")
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.axvline(0.8, color="tab:green", linewidth=0.8, linestyle="--", label="target 0.8")
+    ax.axvline(1.1, color="tab:orange", linewidth=0.8, linestyle="--", label="target 1.1")
+    ax.set_yticks(list(ys))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("time ratio (below 1: attncc faster)")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return ""
 
@@ -861,6 +869,17 @@ def run_jobs(jobs: Sequence[tuple[str, Mapping[str, Sequence[int]]]], *,
 
 def to_json(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
     return json.dumps({"meta": dict(meta), "rows": [asdict(r) for r in rows]}, indent=2)
+
+
+def from_json(text: str) -> tuple[list[Row], dict[str, Any]]:
+    """Rows and meta back from `to_json`'s text (to redraw the reports of a saved run)."""
+    data = json.loads(text)
+    rows = []
+    for r in data["rows"]:
+        row = Row(**{k: v for k, v in r.items() if k != "results"})
+        row.results = [Result(**x) for x in r["results"]]
+        rows.append(row)
+    return rows, data["meta"]
 
 
 def _version(name: str) -> str | None:

@@ -308,10 +308,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         atexit.register(shutil.rmtree, cache, ignore_errors=True)
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     from attncc import bench
-    from attncc.backends.onnx_export import write_atomic
     from attncc.library import spec_paths
 
     specs = [p.stem for p in spec_paths()] if args.library else list(args.spec)
+    if args.from_json:  # redraw the reports of a saved run, measuring nothing
+        from pathlib import Path
+
+        if specs:
+            raise UsageError("--from-json reads a saved run: name no spec")
+        rows, meta = bench.from_json(Path(args.from_json).read_text())
+        return _bench_reports(args, rows, meta)
     if not specs:
         raise UsageError("name a spec (or several), or give --library")
     sets: list[dict[str, tuple[int, ...]]] = []
@@ -324,6 +330,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
                            warmup=args.warmup, compile_=args.compile, onnx=not args.no_onnx,
                            threads=args.threads, disable=args.disable, inner=args.inner,
                            progress=not args.quiet, tuned_allocator=args.tuned_allocator)
+    return _bench_reports(args, rows, meta)
+
+
+def _bench_reports(args: argparse.Namespace, rows: list, meta: dict) -> int:
+    from attncc import bench
+    from attncc.backends.onnx_export import write_atomic
+
     table = bench.markdown(rows, meta)
     print(table, end="")
     for row in rows:
@@ -484,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compile attncc's module without this pass (repeatable)")
     sp.add_argument("--json", metavar="FILE", help="write the results as JSON")
     sp.add_argument("--markdown", metavar="FILE", help="write the Markdown table")
+    sp.add_argument("--from-json", metavar="FILE",
+                    help="measure nothing: redraw the table, summary and plot of a saved run")
     sp.add_argument("--summary", metavar="FILE",
                     help="write a compact Markdown table: attncc's best against the best peer")
     sp.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")

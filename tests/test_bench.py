@@ -145,3 +145,14 @@ def test_a_peer_export_that_runs_too_long_gives_up():
 
     with pytest.raises(RuntimeError, match="TimeoutError"):
         bench.export_peer(Slow(), [torch.ones(2, 3)], ["x"], seconds=0.1)
+
+
+def test_reports_redrawn_from_a_saved_run(tmp_path, capsys):
+    rows, meta = bench.run(["se"], [TINY], hyper={"r": 4}, threads=1, onnx=False, **FAST)
+    saved = tmp_path / "run.json"
+    saved.write_text(bench.to_json(rows, meta))
+    again, meta2 = bench.from_json(saved.read_text())
+    assert bench.markdown(again, meta2) == bench.markdown(rows, meta)
+    out_md = tmp_path / "again.md"
+    assert main(["bench", "--from-json", str(saved), "--markdown", str(out_md)]) == 0
+    assert out_md.read_text() == bench.markdown(rows, meta)
