@@ -23,6 +23,7 @@ FIRES = [
     ("vit", {"D": 24, "heads": 4}, (3, 7, 24)),
     ("danet", {"C": 16, "r": 4}, (2, 16, 5, 7)),
     ("gltr", {"C": 12}, None),
+    ("dnl", {"C": 16, "r": 2}, (2, 16, 5, 7)),  # after algebra splits pairwise + unary
 ]
 
 

@@ -45,6 +45,13 @@ class Softmax(Op):
     def torch(self, e, x, *, axes):
         if len(axes) == 1:
             return f"torch.softmax({x}, dim={axes[0]})"
+        first, last = min(axes), max(axes)
+        if sorted(axes) == list(range(first, last + 1)):
+            # adjacent dims: one softmax over them flattened (a view when x is contiguous
+            # there), one temporary instead of the three of exp(x - logsumexp(x))
+            sizes = ", ".join(f"{x}.shape[{i}]" for i in range(first, last + 1))
+            return (f"torch.softmax({x}.flatten({first}, {last}), dim={first})"
+                    f".unflatten({first}, ({sizes}))")
         # exp(x - logsumexp x): stable, and right for run-time sizes with no reshape
         return f"torch.exp({x} - torch.logsumexp({x}, dim={axes}, keepdim=True))"
 

@@ -7,6 +7,8 @@ reductions of sums.
 * `mean(a + b, over=S)` (or `sum`, or `a - b`) becomes `mean(a) + mean(b)` when the sum feeds
   nothing else: two reads of a and b instead of a write and a read of a whole-size sum. SK's
   `mean(sum(stack(u1, u2)))` (eq. 61) then never adds the branches at full size.
+* `contract(a + b, v, over=S)` becomes `contract(a, v) + contract(b, v)`: DNL's pairwise and
+  unary attention (eq. 35) aggregate apart, and the pairwise softmax fuses into `attend`.
 
 Each rewrite keeps the value (up to float rounding: the terms are added in another order) and
 fires only where the result has the same dims, in the same order, as the node it replaces.
@@ -18,8 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from attncc.diagnostics import InternalError
+from attncc.dims import broadcast
 from attncc.ir import IR, Node
 from attncc.ops import get_op
+from attncc.ops.base import OpError
 from attncc.passes import ir_pass
 from attncc.passes.infer_shapes import _IRContext
 
@@ -107,6 +111,39 @@ def _reduction_of_sum(ir: IR, n: int) -> int | None:
     return make_node(ir, sn.op, {}, [ra, rb], nd, nd.name)
 
 
+def _contraction_of_sum(ir: IR, n: int) -> int | None:
+    """`contract(a + b, v, over=S)` -> `contract(a, v) + contract(b, v)` when the sum feeds
+    only this contraction and both terms carry every dim of S: DNL's pairwise + unary
+    attention, whose pairwise term then fuses into `attend` and whose unary term is a
+    weighted mean of v."""
+    nd = ir.node(n)
+    ins = ir.inputs_of(n)
+    over = tuple(nd.attrs["over"])
+    ctx = _IRContext(ir)
+    for slot in (0, 1):
+        src, other = ins[slot], ins[1 - slot]
+        sn = ir.node(src)
+        if sn.op != "add" or not single_use(ir, src):
+            continue
+        a, b = ir.inputs_of(src)
+        if not all(d in ir.node(t).out.real for t in (a, b) for d in over):
+            continue
+        op = get_op("contract")
+        try:
+            types = [op.infer(ctx, [ir.node(t).out, ir.node(other).out] if slot == 0 else
+                              [ir.node(other).out, ir.node(t).out], {"over": over})
+                     for t in (a, b)]
+        except OpError:
+            continue
+        if broadcast(*types) != nd.out:
+            continue
+        terms = [make_node(ir, "contract", {"over": over},
+                           [t, other] if slot == 0 else [other, t], nd, f"{nd.name}.{i}")
+                 for i, t in enumerate((a, b))]
+        return make_node(ir, "add", {}, terms, nd, nd.name)
+    return None
+
+
 _RULES = (_sum_of_stack, _weighted_sum_of_stack, _reduction_of_sum)
 
 
@@ -114,11 +151,11 @@ _RULES = (_sum_of_stack, _weighted_sum_of_stack, _reduction_of_sum)
 def algebra(ir: IR) -> bool:
     changed = False
     for n in ir.topo():
-        if n not in ir.graph or ir.node(n).op not in _LINEAR:
+        if n not in ir.graph or ir.node(n).op not in (*_LINEAR, "contract"):
             continue
-        for rule in _RULES:
-            if ir.node(n).op != "sum" and rule is not _reduction_of_sum:
-                continue
+        op = ir.node(n).op
+        rules = {"contract": (_contraction_of_sum,), "mean": (_reduction_of_sum,)}.get(op, _RULES)
+        for rule in rules:
             new = rule(ir, n)
             if new is None:
                 continue

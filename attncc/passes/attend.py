@@ -26,21 +26,26 @@ def _only_user(ir: IR, n: int, user: int) -> bool:
         [u for u, _ in ir.users(n)] == [user]
 
 
-def _scores(ir: IR, n: int, softmax: int) -> tuple[int, float] | None:
-    """(the q·k contraction, its scale) feeding the softmax input `n`, or None."""
+def _scores(ir: IR, n: int, user: int) -> tuple[int, float] | None:
+    """(the q·k contraction, its scale) feeding `user` through `n`, or None: a contraction,
+    or a chain of multiplications and divisions by numbers over one (DNL's `/ sqrt(D) / τ`)."""
     nd = ir.node(n)
+    if not _only_user(ir, n, user):
+        return None
     if nd.op == "contract":
-        return (n, 1.0) if _only_user(ir, n, softmax) else None
-    if nd.op not in ("mul", "div") or not _only_user(ir, n, softmax):
+        return n, 1.0
+    if nd.op not in ("mul", "div"):
         return None
     a, b = ir.inputs_of(n)
     for c, s in ((a, b), (b, a)) if nd.op == "mul" else ((a, b),):
-        if ir.node(c).op == "contract" and ir.node(s).op == "scalar" and \
-                ir.node(c).out == nd.out and _only_user(ir, c, n):
-            value = float(ir.node(s).attrs["value"])
-            if nd.op == "div" and value == 0:
-                return None
-            return c, value if nd.op == "mul" else 1.0 / value
+        if ir.node(s).op != "scalar" or ir.node(c).out != nd.out:
+            continue
+        value = float(ir.node(s).attrs["value"])
+        if nd.op == "div" and value == 0:
+            return None
+        inner = _scores(ir, c, n)
+        if inner is not None:
+            return inner[0], inner[1] * (value if nd.op == "mul" else 1.0 / value)
     return None
 
 

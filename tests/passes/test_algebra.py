@@ -33,6 +33,11 @@ FIRES = [
     pytest.param("""block B(x: [N, C, H, W]) {
   return sum(relu(x) - sigmoid(x), over=C H)
 }""", set(), {"sum"}, id="sum-of-sub"),
+    pytest.param("""block B(x: [N, C, H, W]) {
+  p = softmax(contract(x, x as [N, C, Hk, Wk], over=C), over=Hk Wk)
+  u = softmax(mean(x, over=C) as [N, Hk, Wk], over=Hk Wk)
+  return contract(p + u, x as [N, C, Hk, Wk], over=Hk Wk)
+}""", set(), {"attend"}, id="contraction-of-sum"),  # the pairwise term then fuses
 ]
 
 
@@ -80,6 +85,11 @@ KEEPS = [
   u = stack(relu(x), sigmoid(x), as=B)
   return sum(u, over=B C)
 }""", id="sum-over-more-than-the-stack"),
+    pytest.param("""block B(x: [N, C, H, W]) {
+  p = softmax(contract(x, x as [N, C, Hk, Wk], over=C), over=Hk Wk)
+  u = softmax(mean(x, over=C W) as [N, Hk], over=Hk)
+  return contract(p + u, x as [N, C, Hk, Wk], over=Hk Wk)
+}""", id="contraction-term-lacks-a-summed-dim"),
 ]
 
 
