@@ -668,6 +668,18 @@ def _ratio(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}"
 
 
+def _versus(row: Row, backend: str, field: str, fmt: str) -> str:
+    """attncc's `field` of one backend (peak memory, torch.compile time) / the lowest of the
+    peers in the same process; "—" where attncc has none."""
+    mine = next((getattr(r, field) for r in row.results
+                 if r.who == "attncc" and r.backend == backend), None)
+    theirs = [getattr(r, field) for r in row.results if r.who in ("ref", "timm")
+              and r.backend == backend and getattr(r, field) is not None]
+    if mine is None:
+        return "—"
+    return f"{mine:{fmt}} / " + (f"{min(theirs):{fmt}}" if theirs else "—")
+
+
 def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
     """One line per spec and shape: median ms (min–max) of each contender, then the ratios."""
     cols = [(w + t, b) for t in ("", TUNED) for w in ("attncc", "ref", "timm")
@@ -685,32 +697,17 @@ def markdown(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
     for row in rows:
         by = {(r.who, r.backend): r for r in row.results}
         shape = " ".join("×".join(map(str, v)) for v in row.shapes.values())
-        mem_ours = by.get(("attncc", "eager"))
-        peer_mem = [r.peak_mib for r in row.results if r.who in ("ref", "timm")
-                    and r.backend == "eager"
-                    and r.peak_mib is not None]
-        mem = (f"{mem_ours.peak_mib:.3g} / {min(peer_mem):.3g}" if mem_ours and
-               mem_ours.peak_mib is not None and peer_mem else
-               f"{mem_ours.peak_mib:.3g} / —" if mem_ours and mem_ours.peak_mib is not None
-               else "—")
         best = min((r.median_ms for r in row.results if r.who == "attncc"
                     and r.median_ms is not None), default=None)
         bound = "—" if row.bound_ms is None else f"{row.bound_ms:.3g} ms" + (
             f" (attncc ×{best / row.bound_ms:.1f})" if best is not None and row.bound_ms > 0
             else "")
         cells = [f"`{row.spec}`", shape, *[_fmt_ms(by.get(c)) for c in cols],
-                 row.winner or "—", f"{row.ratio_best:.2f}" if row.ratio_best is not None else "—",
-                 f"{row.ratio_eager:.2f}" if row.ratio_eager is not None else "—",
+                 row.winner or "—", _ratio(row.ratio_best), _ratio(row.ratio_eager),
                  *([_ratio(row.ratio_best_tuned), _ratio(row.ratio_eager_tuned)]
-                   if tuned else []), mem, bound]
+                   if tuned else []), _versus(row, "eager", "peak_mib", ".3g"), bound]
         if compiled:
-            ours_c = by.get(("attncc", "compile"))
-            peer_c = [r.compile_s for r in row.results if r.who in ("ref", "timm")
-                      and r.backend == "compile" and r.compile_s is not None]
-            cells.append(f"{ours_c.compile_s:.1f} / {min(peer_c):.1f}" if ours_c and
-                         ours_c.compile_s is not None and peer_c else
-                         f"{ours_c.compile_s:.1f} / —" if ours_c and ours_c.compile_s
-                         is not None else "—")
+            cells.append(_versus(row, "compile", "compile_s", ".1f"))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Median ms (min–max) over {meta['repeats']} interleaved repetitions; "
@@ -738,15 +735,12 @@ def summary(rows: Sequence[Row], meta: Mapping[str, Any]) -> str:
         peers = [r for r in timed if r.who != "attncc"]
         best = min(ours, key=lambda r: r.median_ms, default=None)
         peer = min(peers, key=lambda r: r.median_ms, default=None)
-        eager = next((r for r in ours if r.backend == "eager"), None)
-        peer_mem = [r.peak_mib for r in peers if r.backend == "eager" and r.peak_mib is not None]
         cells = [
             f"`{row.spec}`", " ".join("×".join(map(str, v)) for v in row.shapes.values()),
             f"{best.median_ms:.3g} ms {best.backend}" if best else "—",
             f"{peer.median_ms:.3g} ms {peer.label}" if peer else "—",
             _ratio(row.ratio_best), _ratio(row.ratio_best_tuned), _ratio(row.ratio_eager),
-            (f"{eager.peak_mib:.3g} / {min(peer_mem):.3g}" if eager and eager.peak_mib is not
-             None and peer_mem else "—"),
+            _versus(row, "eager", "peak_mib", ".3g"),
             f"{row.bound_ms:.3g} ms" if row.bound_ms is not None else "—",
         ]
         lines.append("| " + " | ".join(cells) + " |")

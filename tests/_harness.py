@@ -51,6 +51,15 @@ def paired(stem: str, hyper: Mapping[str, Any], reference: torch.nn.Module,
     return m, reference
 
 
+def eval_both(m: Any, reference: torch.nn.Module, *inputs: Any) -> tuple[Any, Any]:
+    """Both modules in eval mode on the same inputs, without autograd: (the compiled module's
+    (outputs, attention maps), the reference's output)."""
+    m.eval()
+    reference.eval()
+    with torch.no_grad():
+        return m(*inputs, return_attention=True), reference(*inputs)
+
+
 def input_shapes(ir: IR, sizes: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
     """Each block input's shape: fixed dims from the IR, run-time dims from `sizes`."""
     shapes = {}

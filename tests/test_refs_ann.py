@@ -39,12 +39,8 @@ def _pair(hyper: dict, seed: int = 0, dropout: float = 0.05):
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_reference_in_eval_mode(hyper, shape):
     m, ref = _pair(hyper)
-    m.eval()
-    ref.eval()
     x = h.nchw(hyper["C"], shape, seed=1)
-    with torch.no_grad():
-        y, att = m(x, return_attention=True)
-        want_y, want_sim = ref(x)
+    (y, att), (want_y, want_sim) = h.eval_both(m, ref, x)
     torch.testing.assert_close(y, want_y, **TOL)
     n, _, hh, ww = x.shape
     torch.testing.assert_close(att["sim"], want_sim.view(n, hh, ww, -1), **TOL)
@@ -159,12 +155,8 @@ def _afnb_inputs(hyper: dict, shape, seed: int) -> list[torch.Tensor]:
 @pytest.mark.parametrize("hyper", AFNB_CASES)
 def test_afnb_matches_reference_in_eval_mode(hyper, shape):
     m, ref = _afnb_pair(hyper)
-    m.eval()
-    ref.eval()
     xs = _afnb_inputs(hyper, shape, seed=1)
-    with torch.no_grad():
-        y, att = m(*xs, return_attention=True)
-        want_y, want_sim = ref(*xs)
+    (y, att), (want_y, want_sim) = h.eval_both(m, ref, *xs)
     torch.testing.assert_close(y, want_y, **TOL)
     n, _, hh, ww = xs[1].shape
     torch.testing.assert_close(att["sim"], want_sim.view(n, hh, ww, -1), **TOL)

@@ -31,12 +31,8 @@ def _pair(hyper: dict, seed: int = 0):
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_reference_in_eval_mode(hyper, shape):
     m, ref = _pair(hyper)
-    m.eval()
-    ref.eval()
     x = h.nchw(hyper["C"], shape, seed=1)
-    with torch.no_grad():
-        y, att = m(x, return_attention=True)
-        y_ref, routing = ref(x)
+    (y, att), (y_ref, routing) = h.eval_both(m, ref, x)
     torch.testing.assert_close(y, y_ref, **TOL)
     torch.testing.assert_close(att["routing"], routing, **TOL)
 

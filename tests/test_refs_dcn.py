@@ -39,12 +39,8 @@ def _pair(hyper: dict, seed: int = 0):
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_reference_in_eval_mode(hyper, shape):
     m, ref = _pair(hyper)
-    m.eval()
-    ref.eval()
     x = h.nchw(hyper["C"], shape, seed=1)
-    with torch.no_grad():
-        y, att = m(x, return_attention=True)
-        y_ref, offsets = ref(x)
+    (y, att), (y_ref, offsets) = h.eval_both(m, ref, x)
     torch.testing.assert_close(att["conv_offset"], offsets, **TOL)
     torch.testing.assert_close(y, y_ref, **TOL)
     # the random offsets are fractional and some reach outside the map

@@ -36,12 +36,8 @@ def _pair(hyper: dict, hidden: int | None, seed: int = 0):
 @pytest.mark.parametrize(("hyper", "hidden"), CASES)
 def test_matches_reference_in_eval_mode(hyper, hidden, shape):
     m, ref = _pair(hyper, hidden)
-    m.eval()
-    ref.eval()
     x = h.nchw(hyper["C"], shape, seed=1)
-    with torch.no_grad():
-        y, att = m(x, return_attention=True)
-        y_ref, s = ref(x)
+    (y, att), (y_ref, s) = h.eval_both(m, ref, x)
     torch.testing.assert_close(y, y_ref, **TOL)
     torch.testing.assert_close(att["s"], s, **TOL)
 

@@ -36,12 +36,8 @@ def _input(hyper: dict, shape: tuple[int, ...], seed: int) -> torch.Tensor:
 
 def _check_eval(stem: str, hyper: dict, shape: tuple[int, ...]) -> None:
     m, ref = _pair(stem, hyper)
-    m.eval()
-    ref.eval()
     x = _input(hyper, shape, seed=1)
-    with torch.no_grad():
-        y, att = m(x, return_attention=True)
-        want_y, want = ref(x)
+    (y, att), (want_y, want) = h.eval_both(m, ref, x)
     torch.testing.assert_close(y, want_y, **TOL)
     assert set(att) == set(want)
     for name in want:

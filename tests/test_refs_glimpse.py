@@ -43,12 +43,8 @@ def _inputs(hyper: dict, shape, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_reference_in_eval_mode(hyper, shape):
     m, ref = _pair(hyper)
-    m.eval()
-    ref.eval()
     x, loc = _inputs(hyper, shape, seed=1)
-    with torch.no_grad():
-        y, att = m(x, loc, return_attention=True)
-        g, points = ref(x, loc)
+    (y, att), (g, points) = h.eval_both(m, ref, x, loc)
     torch.testing.assert_close(att["grid"], points, **TOL)
     torch.testing.assert_close(y, g, **TOL)
     assert torch.count_nonzero(g) >= g.numel() // 8  # not all ReLU'd away

@@ -68,25 +68,21 @@ def _inputs(spec: str, hyper: dict, shape: tuple[int, int, int, int],
 @pytest.mark.parametrize(("spec", "hyper"), CASES)
 def test_matches_reference_in_eval_mode(spec, hyper, shape):
     m, ref = _pair(spec, hyper)
-    m.eval()
-    ref.eval()
     xs = _inputs(spec, hyper, shape, seed=1)
-    with torch.no_grad():
-        y, att = m(*xs, return_attention=True)
-        want = ref(*xs)
-        if spec == "softatt":
-            z, alpha = want
-            torch.testing.assert_close(y, z, **TOL)
-            torch.testing.assert_close(att["alpha"], alpha, **TOL)
-        elif spec == "scacnn":
-            yy, beta, alpha = want
-            torch.testing.assert_close(y, yy, **TOL)
-            torch.testing.assert_close(att["beta"], beta, **TOL)
-            torch.testing.assert_close(att["alpha"], alpha, **TOL)
-        else:
-            torch.testing.assert_close(y, want, **TOL)
-            # the attention part matters: the output is not just the residual input
-            assert not torch.allclose(y, xs[0], atol=1e-3)
+    (y, att), want = h.eval_both(m, ref, *xs)
+    if spec == "softatt":
+        z, alpha = want
+        torch.testing.assert_close(y, z, **TOL)
+        torch.testing.assert_close(att["alpha"], alpha, **TOL)
+    elif spec == "scacnn":
+        yy, beta, alpha = want
+        torch.testing.assert_close(y, yy, **TOL)
+        torch.testing.assert_close(att["beta"], beta, **TOL)
+        torch.testing.assert_close(att["alpha"], alpha, **TOL)
+    else:
+        torch.testing.assert_close(y, want, **TOL)
+        # the attention part matters: the output is not just the residual input
+        assert not torch.allclose(y, xs[0], atol=1e-3)
 
 
 @pytest.mark.parametrize(("spec", "hyper"), TRAIN_CASES)

@@ -41,12 +41,8 @@ def _inputs(hyper: dict, shape, seed: int) -> list[torch.Tensor]:
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_reference_in_eval_mode(hyper, shape):
     m, ref = _pair(hyper)
-    m.eval()
-    ref.eval()
     xs = _inputs(hyper, shape, seed=1)
-    with torch.no_grad():
-        y, att = m(*xs, return_attention=True)
-        w_y, sigm = ref(*xs)
+    (y, att), (w_y, sigm) = h.eval_both(m, ref, *xs)
     torch.testing.assert_close(y, w_y, **TOL)
     torch.testing.assert_close(att["a"], sigm[:, 0], **TOL)  # the official [N, 1, H, W]
 

@@ -34,12 +34,8 @@ def _input(hyper: dict, n: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_reference_in_eval_mode(hyper, n):
     m, ref = _pair(hyper)
-    m.eval()
-    ref.eval()
     x = _input(hyper, n, seed=1)
-    with torch.no_grad():
-        y, att = m(x, return_attention=True)
-        y_ref, col_ref, dis_ref = ref(x)
+    (y, att), (y_ref, col_ref, dis_ref) = h.eval_both(m, ref, x)
     torch.testing.assert_close(y, y_ref, **TOL)
     torch.testing.assert_close(att["y_col"], col_ref, **TOL)
     torch.testing.assert_close(att["y_dis"], dis_ref, **TOL)

@@ -27,12 +27,8 @@ def _pair(hyper: dict, seed: int = 0):
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_reference_in_eval_mode(hyper, shape):
     m, ref = _pair(hyper)
-    m.eval()
-    ref.eval()
     x = h.nchw(hyper["C"], shape, seed=1)
-    with torch.no_grad():
-        y, att = m(x, return_attention=True)
-        want_y, want_mask = ref(x)
+    (y, att), (want_y, want_mask) = h.eval_both(m, ref, x)
     torch.testing.assert_close(y, want_y, **TOL)
     torch.testing.assert_close(att["mask"], want_mask, **TOL)
 

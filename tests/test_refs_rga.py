@@ -36,12 +36,8 @@ def _input(hyper: dict, n: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_reference_in_eval_mode(hyper, n):
     m, ref = _pair(hyper)
-    m.eval()
-    ref.eval()
     x = _input(hyper, n, seed=1)
-    with torch.no_grad():
-        y, att = m(x, return_attention=True)
-        y_ref, a_s, a_c = ref(x)
+    (y, att), (y_ref, a_s, a_c) = h.eval_both(m, ref, x)
     torch.testing.assert_close(y, y_ref, **TOL)
     torch.testing.assert_close(att["xs.a"], a_s[:, 0], **TOL)        # the code's [N, 1, H, W]
     torch.testing.assert_close(att["y.a"], a_c[:, :, 0, 0], **TOL)   # the code's [N, C, 1, 1]

@@ -43,12 +43,8 @@ def _pair(hyper: dict, seed: int, sa_type: int = 0):
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_the_authors_module(hyper, shape, sa_type):
     m, ref = _pair(hyper, seed=3, sa_type=sa_type)
-    m.eval()
-    ref.eval()
     x = h.nchw(hyper["C"], shape, seed=4)
-    with torch.no_grad():
-        y, maps = m(x, return_attention=True)
-        want, att = ref(x)
+    (y, maps), (want, att) = h.eval_both(m, ref, x)
     torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-5)
     # the code's weights [n, c_w, k, kw, H, W]; pairwise's a: [N, Wc, H, W, Kh, Kw],
     # patchwise's w: [N, Wc, Kh, Kw, H, W]

@@ -31,12 +31,8 @@ def _pair(hyper: dict, seed: int = 0):
 @pytest.mark.parametrize("hyper", CASES)
 def test_matches_reference_in_eval_mode(hyper, shape):
     m, ref = _pair(hyper)
-    m.eval()
-    ref.eval()
     x = h.nchw(hyper["C"], shape, seed=1)
-    with torch.no_grad():
-        y, att = m(x, return_attention=True)
-        v, theta, grid = ref(x)
+    (y, att), (v, theta, grid) = h.eval_both(m, ref, x)
     torch.testing.assert_close(att["theta"], theta, **TOL)
     torch.testing.assert_close(att["grid"], grid, **TOL)
     torch.testing.assert_close(y, v, **TOL)

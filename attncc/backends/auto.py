@@ -83,6 +83,12 @@ def init_auto(module: Any) -> Any:
     return module
 
 
+def _tensors(module: Any) -> list[Any]:
+    # parameters and buffers straight from the modules: state_dict() would build (and detach)
+    # a whole ordered dict on every inference call
+    return [*module.parameters(), *module.buffers()]
+
+
 def _eligible(module: Any, args: tuple[Any, ...]) -> bool:
     import torch
 
@@ -92,11 +98,11 @@ def _eligible(module: Any, args: tuple[Any, ...]) -> bool:
     return all(isinstance(a, torch.Tensor) and a.device.type == "cpu" and
                a.dtype == torch.float32 for a in args) and \
         all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.int64)
-            for t in module.state_dict().values())
+            for t in _tensors(module))
 
 
 def _weights_version(module: Any) -> tuple:
-    return tuple((id(t), t._version) for t in module.state_dict(keep_vars=True).values())
+    return tuple((id(t), t._version) for t in _tensors(module))
 
 
 def _session(module: Any) -> Any:

@@ -26,6 +26,7 @@ from attncc.ir import IR
 from attncc.ops import get_op
 from attncc.passes import ir_pass
 from attncc.passes.algebra import make_node, single_use
+from attncc.passes.cse import attrs_key
 
 
 def _key(ir: IR, n: int) -> tuple | None:
@@ -40,8 +41,7 @@ def _key(ir: IR, n: int) -> tuple | None:
     k = len(ins) - len(nd.pnames)
     if k != 1:
         return None
-    attrs = tuple(sorted((a, repr(v)) for a, v in nd.attrs.items() if not a.startswith("_")))
-    return (nd.op, attrs, tuple(ins[k:]), ir.node(ins[0]).out, nd.out)
+    return (nd.op, attrs_key(nd), tuple(ins[k:]), ir.node(ins[0]).out, nd.out)
 
 
 def _descriptor(ir: IR, n: int) -> bool:

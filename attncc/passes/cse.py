@@ -7,9 +7,14 @@ trait (batch norm updates its running statistics) are never merged.
 
 from __future__ import annotations
 
-from attncc.ir import IR
+from attncc.ir import IR, Node
 from attncc.ops import get_op
 from attncc.passes import ir_pass
+
+
+def attrs_key(nd: Node) -> tuple:
+    """An op's attributes as a hashable key, without the IR's bookkeeping (`_layer`)."""
+    return tuple(sorted((k, repr(v)) for k, v in nd.attrs.items() if not k.startswith("_")))
 
 
 def _key(ir: IR, n: int) -> tuple | None:
@@ -19,7 +24,7 @@ def _key(ir: IR, n: int) -> tuple | None:
     traits = get_op(nd.op).traits
     if "pure" not in traits:
         return None
-    attrs = tuple(sorted((k, repr(v)) for k, v in nd.attrs.items() if not k.startswith("_")))
+    attrs = attrs_key(nd)
     ins = ir.inputs_of(n)
     if "commutative" in traits:
         # `a + b` and `b + a` are one value; `out` stays in the key, so operands of different
